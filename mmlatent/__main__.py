@@ -1,0 +1,3 @@
+from mmlatent.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""The ``mmlatent`` command (also ``python -m mmlatent``).
+
+Argument parsing only: every sub-command hands its parsed arguments to the module that owns the
+concept (``plugins``, ``recipe``, ``train``, ``pipeline``, ``evaluation``), imported lazily so that
+``mmlatent --help`` works even when a plugin or an optional dependency is broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmlatent",
+        description="Multi-modal Latent Diffusion: train, sample and evaluate from YAML recipes.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="list installed plugins, their modality kinds and datasets")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
+    p = sub.add_parser("validate", help="validate a recipe and exit")
+    p.add_argument("recipe")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    p = sub.add_parser("train", help="train a recipe (stage 1 autoencoders, stage 2 score network)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    p = sub.add_parser("sample", help="generate samples from a trained run")
+    p.add_argument("run")
+    p.add_argument("--n", type=int, default=16, help="number of samples (ignored when --given sets it)")
+    p.add_argument("--given", action="append", default=[], type=_key_value, metavar="NAME=FILE")
+    p.add_argument("--sampler", default=None)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--guidance", action="append", default=[], type=_key_value, metavar="NAME=WEIGHT")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("evaluate", help="coherence and Frechet distances of a run; writes RUN/metrics.json")
+    p.add_argument("run", nargs="?")
+    p.add_argument("--sampler", default=None)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--guidance", action="append", default=[], type=_key_value, metavar="NAME=WEIGHT")
+    p.add_argument("--limit", type=int, default=None, help="at most N test items per condition")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compare", nargs="+", metavar="RUN", help="print a table comparing several runs")
+
+    p = sub.add_parser("distill", help="distil a run's score network into a few-step student")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv[:1] == ["train"]:  # forward verbatim: `mmlatent train` == `python -m mmlatent.train`
+        from mmlatent.train import main as train_main
+
+        return train_main(argv[1:])
+    if argv[:1] == ["distill"]:
+        from mmlatent.distill import main as distill_main
+
+        return distill_main(argv[1:])
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "plugins":
+        from mmlatent.plugins import plugins_command
+
+        return plugins_command(as_json=args.json)
+    if args.command == "validate":
+        from mmlatent.recipe import validate_command
+
+        return validate_command(args.recipe, args.overrides)
+    if args.command == "sample":
+        from mmlatent.pipeline import sample_command
+
+        return sample_command(args)
+    if args.command == "evaluate":
+        from mmlatent.evaluation.command import evaluate_command
+
+        return evaluate_command(args)
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""The modality contract: what a plugin registers for one kind of data.
+
+A plugin registers :class:`ModalitySpec` objects (one per modality *kind*, e.g. ``image``) and
+:class:`DatasetSpec` objects (one per dataset). The core never imports a concrete modality; it
+only talks to the classes below.
+
+Data flows one way::
+
+    dataset item {name: raw value, "label": int}
+      -> Modality.preprocess (one item -> tensor)  -> Modality.collate (list -> batch)
+      -> Autoencoder.encode  (B, *item_shape) -> (B, latent_dim)
+      ... diffusion over the concatenated, standardised latents ...
+      -> Autoencoder.decode  (B, latent_dim) -> decoder output
+      -> Autoencoder.to_data (decoder output -> data-space batch, same layout as preprocess output)
+      -> Modality.render / Modality.to_values (for people)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+__all__ = ["Autoencoder", "DatasetSpec", "Modality", "ModalitySpec", "NoOptions"]
+
+
+class NoOptions(BaseModel):
+    """Options model for a modality kind or dataset that takes no options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Autoencoder(nn.Module):
+    """Deterministic autoencoder of one modality (trained alone, in stage 1).
+
+    Subclasses implement :meth:`encode` and :meth:`decode`; override :meth:`reconstruction_loss`
+    for anything but a squared error, and :meth:`to_data` when the decoder output is not already
+    in data space (logits of tokens, unclamped pixels, ...).
+    """
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__()
+        self.latent_dim = int(latent_dim)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Data-space batch ``(B, *item_shape)`` -> latents ``(B, latent_dim)``."""
+        raise NotImplementedError
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents ``(B, latent_dim)`` -> decoder output (data space, or e.g. logits)."""
+        raise NotImplementedError
+
+    def to_data(self, decoded: Tensor) -> Tensor:
+        """Decoder output -> data-space batch with the layout ``Modality.collate`` produces."""
+        return decoded
+
+    def reconstruction_loss(self, x: Tensor, decoded: Tensor) -> Tensor:
+        """Scalar loss: per-item squared error summed over features, averaged over the batch."""
+        return (decoded - x).pow(2).flatten(1).sum(1).mean()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Data-space batch -> decoder output (encode then decode)."""
+        return self.decode(self.encode(x))
+
+    def training_loss(self, x: Tensor) -> Tensor:
+        """The stage-1 objective on a (possibly augmented) data-space batch."""
+        return self.reconstruction_loss(x, self(x))
+
+    @property
+    def has_parameters(self) -> bool:
+        """False for fixed maps (identity): stage 1 is then skipped."""
+        return any(p.requires_grad for p in self.parameters())
+
+
+class Modality:
+    """One modality of a recipe: preprocessing, autoencoder factory, classifier, rendering.
+
+    Plugin authors subclass this for each modality kind. The core creates one instance per
+    modality of a recipe: ``ModalityCls(name, options, latent_dim)`` with the validated options.
+
+    Fitted preprocessing (e.g. a text vocabulary): set ``needs_fit = True`` and implement
+    :meth:`fit`, :meth:`state_dict` and :meth:`load_state_dict`. The core calls ``fit`` once on
+    the raw training values before anything else, stores ``state_dict()`` (JSON-serialisable)
+    in the run directory, and calls ``load_state_dict`` when a run is loaded again.
+    """
+
+    needs_fit: ClassVar[bool] = False
+    #: File suffixes that :meth:`read_file` understands (for CLI help and error messages).
+    file_suffixes: ClassVar[tuple[str, ...]] = (".npy", ".safetensors")
+
+    def __init__(self, name: str, options: BaseModel, latent_dim: int) -> None:
+        self.name = name
+        self.options = options
+        self.latent_dim = int(latent_dim)
+
+    # ----------------------------------------------------------------------------- fitted state
+    def fit(self, values: Iterable[Any]) -> None:
+        """Fit preprocessing on the raw values of the training split (called once)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable fitted state (empty when nothing is fitted)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    # ------------------------------------------------------------------------------------- data
+    def preprocess(self, value: Any) -> Tensor:
+        """One raw dataset value -> one item tensor of shape ``item_shape`` (no batch axis)."""
+        raise NotImplementedError
+
+    def collate(self, items: Sequence[Tensor]) -> Tensor:
+        """Item tensors -> batch ``(B, *item_shape)``."""
+        return torch.stack(list(items))
+
+    def augment(self, x: Tensor) -> Tensor:
+        """Training-time augmentation of a batch for the autoencoder (stage 1 only)."""
+        return x
+
+    @property
+    def item_shape(self) -> tuple[int, ...] | None:
+        """Shape of one preprocessed item, or None when it is not fixed."""
+        return None
+
+    # ------------------------------------------------------------------------------------ model
+    def build_autoencoder(self) -> Autoencoder:
+        """A fresh autoencoder for these options and ``self.latent_dim``."""
+        raise NotImplementedError
+
+    def build_classifier(self, num_classes: int) -> nn.Module | None:
+        """A fresh classifier ``(B, *item_shape) -> (B, num_classes)`` logits for coherence, or None."""
+        return None
+
+    # ----------------------------------------------------------------------------------- people
+    def to_values(self, batch: Tensor) -> list[Any]:
+        """Data-space batch -> list of Python values a person reads (strings for text, ...)."""
+        return list(batch.detach().cpu())
+
+    def render(self, batch: Tensor, path: Path) -> list[Path]:
+        """Write a data-space batch for people; ``path`` is a stem without suffix.
+
+        Returns the written files (e.g. ``path.with_suffix('.png')`` for an image grid).
+        Default: a ``.safetensors`` file with the raw tensor.
+        """
+        from safetensors.torch import save_file
+
+        out = Path(path).with_suffix(".safetensors")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_file({self.name: batch.detach().cpu().contiguous()}, str(out))
+        return [out]
+
+    def read_file(self, path: Path) -> Tensor:
+        """Read a file given on the command line -> data-space batch ``(N, *item_shape)``."""
+        path = Path(path)
+        if path.suffix == ".npy":
+            import numpy as np
+
+            batch = torch.from_numpy(np.load(path, allow_pickle=False))
+        elif path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(path))
+            batch = tensors.get(self.name, next(iter(tensors.values())))
+        else:
+            raise ValueError(
+                f"modality {self.name!r}: cannot read {path.name!r} "
+                f"(expected one of {', '.join(self.file_suffixes)})"
+            )
+        if self.item_shape is not None and tuple(batch.shape[1:]) != tuple(self.item_shape):
+            if tuple(batch.shape) == tuple(self.item_shape):
+                batch = batch.unsqueeze(0)
+        return batch.float() if batch.is_floating_point() else batch
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """What a plugin registers for one modality kind.
+
+    ``kind`` is the name recipes use (``modalities.<name>.kind``); ``options`` is a pydantic model
+    with ``extra="forbid"`` validating ``modalities.<name>.options``; ``modality`` is the
+    :class:`Modality` subclass the core instantiates as ``modality(name, options, latent_dim)``.
+    """
+
+    kind: str
+    modality: type[Modality]
+    options: type[BaseModel] = NoOptions
+    description: str = ""
+
+    def build(self, name: str, options: BaseModel | dict[str, Any] | None, latent_dim: int) -> Modality:
+        """Validate ``options`` (dict or model) and instantiate the modality."""
+        if not isinstance(options, self.options):
+            options = self.options.model_validate(dict(options or {}))
+        return self.modality(name, options, latent_dim)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a plugin registers for one dataset.
+
+    ``build(options, split)`` returns a ``torch.utils.data.Dataset`` for ``split`` (one of
+    ``splits``) whose items are dicts ``{field: raw value, ..., "label": int}`` ("label" optional).
+    ``fields(options)`` names the modality fields the items carry (recipes' modality names, or
+    their ``field`` key, refer to these).
+    """
+
+    name: str
+    build: Callable[[BaseModel, str], Any]
+    fields: Callable[[BaseModel], Sequence[str]]
+    options: type[BaseModel] = NoOptions
+    splits: tuple[str, ...] = ("train", "test")
+    has_labels: Callable[[BaseModel], bool] = field(default=lambda options: True)
+    description: str = ""
+
+    def validate_options(self, options: BaseModel | dict[str, Any] | None) -> BaseModel:
+        if isinstance(options, self.options):
+            return options
+        return self.options.model_validate(dict(options or {}))
