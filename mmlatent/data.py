@@ -1,0 +1,90 @@
+"""From a registered dataset's raw item dicts to batches of data-space tensors.
+
+``ModalityBatches`` maps raw items ``{field: raw value, "label": int}`` of a plugin's dataset to
+``{modality name: item tensor, "label": int}`` through each modality's ``preprocess``, and
+``collate`` turns a list of those into ``{name: (B, *item_shape), "label": (B,)}``.
+
+``batch_indices`` is the deterministic, resumable order in which training visits a split:
+epoch after epoch of seeded permutations, cut into global batches, each process taking its own
+contiguous share (data sharded across processes, not duplicated). Batch ``step`` depends only on
+``(seed, step)``, so a resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from mmlatent.modality import Modality
+
+__all__ = ["ModalityBatches", "batch_indices", "collate_items"]
+
+
+class ModalityBatches(Dataset):
+    """A view of a raw dataset as preprocessed tensors for some modalities.
+
+    ``fields`` maps modality name -> dataset field; items come back as
+    ``{name: tensor (*item_shape), "label": int}`` (label only when the raw item has one).
+    """
+
+    def __init__(self, dataset: Dataset, modalities: Mapping[str, Modality], fields: Mapping[str, str]) -> None:
+        self.dataset = dataset
+        self.modalities = dict(modalities)
+        self.fields = dict(fields)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        raw = self.dataset[index]
+        item: dict[str, Any] = {}
+        for name, modality in self.modalities.items():
+            field = self.fields[name]
+            if field not in raw:
+                raise KeyError(f"dataset item {index} has no field {field!r} for modality {name!r} "
+                               f"(fields: {', '.join(k for k in raw if k != 'label')})")
+            item[name] = modality.preprocess(raw[field])
+        if "label" in raw and raw["label"] is not None:
+            item["label"] = int(raw["label"])
+        return item
+
+
+def collate_items(items: Sequence[Mapping[str, Any]], modalities: Mapping[str, Modality]) -> dict[str, Tensor]:
+    """List of preprocessed items -> ``{name: (B, *item_shape)}`` plus ``"label": (B,) long``."""
+    batch: dict[str, Tensor] = {name: modality.collate([item[name] for item in items])
+                                for name, modality in modalities.items()}
+    if items and all("label" in item for item in items):
+        batch["label"] = torch.tensor([item["label"] for item in items], dtype=torch.long)
+    return batch
+
+
+@lru_cache(maxsize=8)
+def _permutation(n: int, seed: int, epoch: int) -> Tensor:
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63))
+    return torch.randperm(n, generator=generator)
+
+
+def batch_indices(step: int, n: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1) -> Tensor:
+    """Indices ``(global_batch // world_size,)`` of training batch ``step`` for process ``rank``.
+
+    The stream is the concatenation of per-epoch permutations of ``range(n)``; batch ``step`` is
+    the slice ``[step * global_batch, (step + 1) * global_batch)`` of it, split evenly between
+    processes. ``global_batch`` may exceed ``n`` (epochs are then chained).
+    """
+    if n <= 0:
+        raise ValueError("cannot draw batches from an empty split")
+    local = global_batch // world_size
+    start = step * global_batch + rank * local
+    chunks, remaining = [], local
+    while remaining > 0:
+        epoch, offset = divmod(start, n)
+        take = min(remaining, n - offset)
+        chunks.append(_permutation(n, seed, epoch)[offset:offset + take])
+        start += take
+        remaining -= take
+    return torch.cat(chunks)

@@ -1,0 +1,240 @@
+"""``MLDPipeline``: a trained run as a Python object (encode, generate, decode), and ``mmlatent sample``.
+
+::
+
+    pipe = MLDPipeline.load("runs/quickstart")
+    out = pipe.generate(n=16)                                # joint generation
+    out = pipe.generate(given={"gray": gray_batch})          # every other modality from gray
+    out["color"]                                             # (16, 3, 16, 16) in data space
+    pipe.last_nfe                                            # score-network evaluations per sample
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mmlatent.checkpoint import CheckpointError, load_json, load_tensors
+from mmlatent.data import ModalityBatches, collate_items
+from mmlatent.latents import LatentStats
+from mmlatent.modality import Autoencoder, Modality
+from mmlatent.recipe import RecipeError, load_recipe
+from mmlatent.rundir import RunDir
+
+__all__ = ["MLDPipeline", "sample_command"]
+
+
+class MLDPipeline:
+    """A trained MLD model: modalities, autoencoders, latent statistics and the EMA score network."""
+
+    def __init__(self, recipe, modalities: dict[str, Modality], autoencoders: dict[str, Autoencoder],
+                 stats: LatentStats, score_net: torch.nn.Module, run_dir: Path | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        from mmlatent.diffusion import VPSDE, LatentLayout
+
+        self.recipe = recipe
+        self.names = list(recipe.modalities)
+        self.modalities = modalities
+        self.autoencoders = autoencoders
+        self.stats = stats
+        self.score_net = score_net
+        self.run_dir = run_dir
+        self.device = torch.device(device)
+        self.sde = VPSDE(**recipe.diffusion.sde.model_dump())
+        self.layout = LatentLayout([recipe.modalities[n].latent_dim for n in self.names], self.names)
+        self.last_nfe: int | None = None
+
+    # ------------------------------------------------------------------------------------ load
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str | torch.device = "cpu") -> MLDPipeline:
+        """Load a run directory written by ``mmlatent train`` (safetensors only)."""
+        from mmlatent.train import build_modalities
+
+        run = RunDir(run_dir)
+        if not run.root.is_dir():
+            raise FileNotFoundError(f"no run directory at {run.root}")
+        if not run.recipe.is_file():
+            raise CheckpointError(f"missing recipe: {run.recipe} (is {run.root} a run directory?)")
+        try:
+            recipe = load_recipe(run.recipe)
+        except RecipeError as error:
+            raise CheckpointError(f"the run's recipe no longer validates:\n{error.render()}") from None
+        modalities = build_modalities(recipe)
+        for name, modality in modalities.items():
+            if modality.needs_fit:
+                modality.load_state_dict(load_json(run.modality_state(name), f"{name} preprocessing state"))
+        autoencoders = {}
+        for name, modality in modalities.items():
+            autoencoder = modality.build_autoencoder()
+            _load_into(autoencoder, run.autoencoder(name), f"{name} autoencoder")
+            autoencoders[name] = autoencoder.eval().to(device)
+        stats = LatentStats.load(run.latent_stats)
+        from mmlatent.diffusion import ScoreNet
+
+        cfg = recipe.diffusion.score_net
+        dims = [recipe.modalities[n].latent_dim for n in recipe.modalities]
+        score_net = ScoreNet(latent_dim=sum(dims), num_modalities=len(dims), width=cfg.width,
+                             blocks=cfg.blocks, time_embed=cfg.time_embed)
+        _load_into(score_net, run.score_net, "score network")
+        score_net.eval().to(device)
+        for module in [score_net, *autoencoders.values()]:
+            module.requires_grad_(False)
+        return cls(recipe, modalities, autoencoders, stats, score_net, run.root, device)
+
+    # ------------------------------------------------------------------------------------ data
+    def dataset(self, split: str):
+        """The recipe's dataset split (raw item dicts)."""
+        from mmlatent.train import build_dataset
+
+        return build_dataset(self.recipe, split)
+
+    def collate(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Tensor]:
+        """Raw item dicts -> ``{name: data-space batch, "label": (B,)}``."""
+        view = ModalityBatches(list(items), self.modalities, {n: self.recipe.field_of(n) for n in self.names})
+        return collate_items([view[i] for i in range(len(view))], self.modalities)
+
+    def check_inputs(self, batch: Mapping[str, Tensor]) -> int:
+        """Validate names and shapes of data-space inputs; returns the common batch size."""
+        sizes = set()
+        for name, x in batch.items():
+            if name not in self.modalities:
+                raise ValueError(f"unknown modality {name!r} (modalities: {', '.join(self.names)})")
+            if not torch.is_tensor(x):
+                raise ValueError(f"modality {name!r}: expected a tensor, got {type(x).__name__}")
+            shape = self.modalities[name].item_shape
+            if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+                expected = ", ".join(["N", *map(str, shape)])
+                raise ValueError(f"modality {name!r}: expected shape ({expected}), got {tuple(x.shape)}")
+            sizes.add(x.shape[0])
+        if len(sizes) > 1:
+            raise ValueError(f"given modalities have different batch sizes: "
+                             f"{ {n: x.shape[0] for n, x in batch.items()} }")
+        return sizes.pop() if sizes else 0
+
+    # ---------------------------------------------------------------------------- encode/decode
+    @torch.no_grad()
+    def encode(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``{name: data-space batch}`` -> ``{name: standardised latents (B, d_i)}``."""
+        self.check_inputs(batch)
+        return {name: self.stats.normalise(name, self.autoencoders[name].encode(x.to(self.device)).float())
+                for name, x in batch.items()}
+
+    @torch.no_grad()
+    def decode(self, latents: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``{name: standardised latents (B, d_i)}`` -> ``{name: data-space batch}``."""
+        out = {}
+        for name, z in latents.items():
+            if name not in self.modalities:
+                raise ValueError(f"unknown modality {name!r} (modalities: {', '.join(self.names)})")
+            d = self.recipe.modalities[name].latent_dim
+            if z.ndim != 2 or z.shape[1] != d:
+                raise ValueError(f"modality {name!r}: expected latents of shape (N, {d}), got {tuple(z.shape)}")
+            autoencoder = self.autoencoders[name]
+            out[name] = autoencoder.to_data(autoencoder.decode(self.stats.denormalise(name, z.to(self.device))))
+        return out
+
+    # -------------------------------------------------------------------------------- generate
+    @torch.no_grad()
+    def generate(self, n: int | None = None, given: Mapping[str, Tensor] | None = None,
+                 sampler: str | None = None, steps: int | None = None, seed: int = 0,
+                 guidance: Mapping[str, float] | None = None, batch_size: int = 2048,
+                 progress: bool = False, **options: Any) -> dict[str, Tensor]:
+        """Generate every modality not in ``given``; returns ``{name: data-space batch}`` for all.
+
+        ``given`` maps modality names to data-space batches ``(N, *item_shape)`` (returned unchanged);
+        ``n`` is the number of samples (must equal N when ``given`` is not empty). ``sampler`` and
+        ``steps`` default to the recipe's ``sampling`` section. Sets ``self.last_nfe``.
+        """
+        from mmlatent.diffusion import generate_latents
+
+        given = dict(given or {})
+        count = self.check_inputs(given)
+        if given:
+            if n is not None and n != count:
+                raise ValueError(f"n={n} but the given modalities hold {count} items")
+            n = count
+            if len(given) == len(self.names):
+                raise ValueError("every modality is given: nothing to generate")
+        if n is None or n <= 0:
+            raise ValueError("n must be a positive number of samples")
+        cfg = self.recipe.sampling
+        sampler = sampler or cfg.sampler
+        steps = steps if steps is not None else cfg.steps
+        sampler_options = {**cfg.options, **options}
+        weights = dict(cfg.guidance) | dict(guidance or {})
+        for name in weights:
+            if name not in self.modalities:
+                raise ValueError(f"guidance for unknown modality {name!r} (modalities: {', '.join(self.names)})")
+        if weights:
+            sampler_options["guidance"] = {self.names.index(k): float(w) for k, w in weights.items()
+                                           if k in given and w}
+        if cfg.denoise_final:
+            sampler_options.setdefault("denoise_final", True)
+        known_latents = self.encode(given) if given else {}
+        mask = torch.tensor([name in given for name in self.names], device=self.device)
+        generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        chunks: list[Tensor] = []
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            known = None
+            if given:
+                known = torch.zeros(stop - start, self.layout.total_dim, device=self.device)
+                for i, name in enumerate(self.names):
+                    if name in given:
+                        known[:, self.layout.slices[i]] = known_latents[name][start:stop]
+            result = generate_latents(self.score_net, self.sde, self.layout, stop - start, known=known,
+                                      given=mask if given else None, sampler=sampler, steps=steps,
+                                      generator=generator, progress=progress, **sampler_options)
+            chunks.append(result.latents)
+            self.last_nfe = int(result.nfe)
+        latents = torch.cat(chunks)
+        wanted = {name: latents[:, self.layout.slices[i]] for i, name in enumerate(self.names) if name not in given}
+        decoded = self.decode(wanted)
+        return {name: given[name] if name in given else decoded[name] for name in self.names}
+
+    # ---------------------------------------------------------------------------------- people
+    def render(self, outputs: Mapping[str, Tensor], out_dir: str | Path, prefix: str = "") -> list[Path]:
+        """Write each modality's batch with its plugin's renderer; returns the written files."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        for name, batch in outputs.items():
+            written += self.modalities[name].render(batch.detach().cpu(), out_dir / f"{prefix}{name}")
+        return written
+
+
+def _load_into(module: torch.nn.Module, path: Path, what: str) -> None:
+    tensors = load_tensors(path, what)
+    try:
+        module.load_state_dict(tensors)
+    except RuntimeError as error:
+        raise CheckpointError(f"{what} at {path} does not match the recipe's architecture: "
+                              f"{str(error).splitlines()[0]}") from None
+
+
+def sample_command(args) -> int:
+    """``mmlatent sample RUN [--n N] [--given NAME=FILE ...] [--sampler S] [--steps K] --out DIR``."""
+    try:
+        pipe = MLDPipeline.load(args.run)
+        given = {}
+        for name, path in args.given:
+            if name not in pipe.modalities:
+                raise ValueError(f"unknown modality {name!r} in --given (modalities: {', '.join(pipe.names)})")
+            given[name] = pipe.modalities[name].read_file(Path(path))
+        guidance = {name: float(value) for name, value in getattr(args, "guidance", [])}
+        outputs = pipe.generate(n=None if given else args.n, given=given, sampler=args.sampler,
+                                steps=args.steps, seed=args.seed, guidance=guidance or None, progress=True)
+        written = pipe.render(outputs, args.out)
+    except (ValueError, CheckpointError, FileNotFoundError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    sampler = args.sampler or pipe.recipe.sampling.sampler
+    print(f"{len(next(iter(outputs.values())))} samples with {sampler} ({pipe.last_nfe} NFE per sample):")
+    for path in written:
+        print(f"  {path}")
+    return 0

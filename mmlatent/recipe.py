@@ -1,0 +1,341 @@
+"""Recipes: the YAML files that say which modalities, dataset and hyper-parameters a run uses.
+
+``load_recipe(path, overrides)`` reads YAML with ``yaml.safe_load``, applies ``--set dotted.key=value``
+overrides, validates the structure with the pydantic models below (``extra="forbid"`` everywhere),
+then validates what only the installed plugins know (modality kinds and their options, the dataset
+and its options). Every problem found is collected into one :class:`RecipeError`, rendered as::
+
+    recipes/cub.yaml: 2 errors
+      diffusion.train.lr: Input should be greater than 0 (got -1)
+      modalities.audio.kind: no installed plugin provides 'audio' (installed: image, text, vector)
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "AutoencoderTrain",
+    "DataConfig",
+    "DiffusionConfig",
+    "DiffusionTrain",
+    "EvaluationConfig",
+    "ModalityConfig",
+    "Recipe",
+    "RecipeError",
+    "SamplingConfig",
+    "ScoreNetConfig",
+    "SDEConfig",
+    "apply_overrides",
+    "load_recipe",
+    "validate_command",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """``data:`` which dataset (a registered name), its options, and the default batch size."""
+
+    dataset: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+    batch_size: int = Field(default=128, gt=0)
+    num_workers: int = Field(default=0, ge=0)
+
+
+class AutoencoderTrain(_Strict):
+    """``modalities.<name>.train:`` stage-1 training of that modality's autoencoder."""
+
+    epochs: int | None = Field(default=None, gt=0)
+    steps: int | None = Field(default=None, gt=0)
+    lr: float = Field(default=1e-3, gt=0)
+    batch_size: int | None = Field(default=None, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_length(self) -> AutoencoderTrain:
+        if self.epochs is not None and self.steps is not None:
+            raise ValueError("give either epochs or steps, not both")
+        if self.epochs is None and self.steps is None:
+            self.epochs = 20
+        return self
+
+
+class ModalityConfig(_Strict):
+    """``modalities.<name>:`` one modality: plugin kind, latent size, plugin options, stage-1 training."""
+
+    kind: str = Field(min_length=1)
+    latent_dim: int = Field(gt=0)
+    field: str | None = Field(default=None, description="dataset field; defaults to the modality name")
+    options: dict[str, Any] = Field(default_factory=dict)
+    train: AutoencoderTrain = Field(default_factory=AutoencoderTrain)
+
+
+class SDEConfig(_Strict):
+    """``diffusion.sde:`` the VP-SDE, beta(t) = beta_min + t (beta_max - beta_min) on [0, T]."""
+
+    beta_min: float = Field(default=0.1, gt=0)
+    beta_max: float = Field(default=20.0, gt=0)
+    T: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SDEConfig:
+        if self.beta_max <= self.beta_min:
+            raise ValueError(f"beta_max ({self.beta_max}) must be greater than beta_min ({self.beta_min})")
+        return self
+
+
+class ScoreNetConfig(_Strict):
+    """``diffusion.score_net:`` residual MLP sizes."""
+
+    width: int = Field(default=512, gt=0)
+    blocks: int = Field(default=2, gt=0)
+    time_embed: int = Field(default=256, gt=0)
+
+
+class DiffusionTrain(_Strict):
+    """``diffusion.train:`` stage-2 training of the score network on the cached latents."""
+
+    epochs: int | None = Field(default=None, gt=0)
+    steps: int | None = Field(default=None, gt=0)
+    lr: float = Field(default=1e-4, gt=0)
+    batch_size: int | None = Field(default=None, gt=0)
+    ema: float = Field(default=0.999, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    eps: float = Field(default=1e-3, gt=0, lt=1, description="smallest diffusion time t ~ U(eps, T)")
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    warmup_steps: int = Field(default=0, ge=0)
+    checkpoint_every: int = Field(default=1000, gt=0)
+    log_every: int = Field(default=50, gt=0)
+
+    @model_validator(mode="after")
+    def _one_length(self) -> DiffusionTrain:
+        if self.epochs is not None and self.steps is not None:
+            raise ValueError("give either epochs or steps, not both")
+        if self.epochs is None and self.steps is None:
+            self.epochs = 50
+        return self
+
+
+class DiffusionConfig(_Strict):
+    """``diffusion:`` the masked multi-time diffusion model over the concatenated latents."""
+
+    sde: SDEConfig = Field(default_factory=SDEConfig)
+    d: float = Field(default=0.5, ge=0, le=1, description="probability of a conditional training step")
+    subset_sampling: Literal["per_sample", "per_batch"] = "per_sample"
+    score_net: ScoreNetConfig = Field(default_factory=ScoreNetConfig)
+    train: DiffusionTrain = Field(default_factory=DiffusionTrain)
+
+
+class SamplingConfig(_Strict):
+    """``sampling:`` the default sampler of the run (``mmlatent sample``/``evaluate`` can override)."""
+
+    sampler: str = "heun"
+    steps: int | None = Field(default=10, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+    guidance: dict[str, float] = Field(default_factory=dict)
+    denoise_final: bool = False
+
+
+class EvaluationConfig(_Strict):
+    """``evaluation:`` what runs after training (when the dataset has labels)."""
+
+    enabled: bool = True
+    limit: int | None = Field(default=None, gt=0, description="at most this many test items per condition")
+    classifier_epochs: int = Field(default=5, gt=0)
+    inception_weights: Path | None = None
+    clip_model: Path | None = None
+    samples: int = Field(default=64, gt=0, description="samples per rendered grid")
+
+
+class Recipe(_Strict):
+    """A whole recipe (the top level of the YAML file)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    data: DataConfig
+    modalities: dict[str, ModalityConfig] = Field(min_length=1)
+    diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _conditioning_needs_two(self) -> Recipe:
+        if len(self.modalities) == 1 and self.diffusion.d > 0:
+            raise ValueError("diffusion.d must be 0 with a single modality (nothing to condition on)")
+        for name in self.modalities:
+            if name == "label" or "+" in name or "->" in name or ":" in name or "=" in name:
+                raise ValueError(f"modality name {name!r} is reserved or contains one of '+', '->', ':', '='")
+        return self
+
+    def field_of(self, name: str) -> str:
+        """The dataset field that feeds modality ``name``."""
+        return self.modalities[name].field or name
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------- errors
+class RecipeError(Exception):
+    """All problems found in one recipe; ``render()`` gives the user-facing text."""
+
+    def __init__(self, source: str, errors: Sequence[tuple[str, str]]) -> None:
+        self.source = source
+        self.errors = list(errors)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        count = len(self.errors)
+        lines = [f"{self.source}: {count} error{'s' if count != 1 else ''}"]
+        lines += [f"  {path}: {message}" if path else f"  {message}" for path, message in self.errors]
+        return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value) if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
+    if text.endswith("\n..."):
+        text = text[: -len("\n...")]
+    text = text.removesuffix("...").strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _pydantic_errors(error: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    found = []
+    for item in error.errors(include_url=False):
+        path = ".".join(str(part) for part in item["loc"])
+        path = f"{prefix}.{path}" if prefix and path else (prefix or path)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] not in ("missing",) and "input" in item and not isinstance(item["input"], dict):
+            message += f" (got {_short(item['input'])})"
+        found.append((path, message))
+    return found
+
+
+# ------------------------------------------------------------------------------------ overrides
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Apply ``dotted.key=value`` overrides to a raw recipe mapping (values parsed as YAML scalars)."""
+    errors = []
+    for text in overrides:
+        if "=" not in text:
+            errors.append(("--set", f"expected dotted.key=value, got {text!r}"))
+            continue
+        key, value_text = text.split("=", 1)
+        parts = [p for p in key.strip().split(".")]
+        if not all(parts):
+            errors.append(("--set", f"bad key {key!r}"))
+            continue
+        try:
+            value = yaml.safe_load(value_text) if value_text.strip() else ""
+        except yaml.YAMLError:
+            value = value_text
+        node = raw
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                errors.append((key, f"cannot set a key inside {_short(child)}"))
+                break
+            node = child
+        else:
+            node[parts[-1]] = value
+    return raw, errors
+
+
+# -------------------------------------------------------------------------------------- loading
+def _plugin_errors(recipe: Recipe) -> list[tuple[str, str]]:
+    """Validate kinds, datasets and their options against the installed plugins (in place)."""
+    from mmlatent.plugins import get_registry
+
+    registry = get_registry()
+    errors: list[tuple[str, str]] = []
+    for name, modality in recipe.modalities.items():
+        spec = registry.modalities.get(modality.kind)
+        if spec is None:
+            installed = ", ".join(sorted(registry.modalities)) or "none"
+            errors.append((f"modalities.{name}.kind",
+                           f"no installed plugin provides {modality.kind!r} (installed: {installed})"))
+            continue
+        try:
+            modality.options = spec.options.model_validate(modality.options).model_dump(mode="json")
+        except ValidationError as error:
+            errors += _pydantic_errors(error, f"modalities.{name}.options")
+    dataset = registry.datasets.get(recipe.data.dataset)
+    if dataset is None:
+        installed = ", ".join(sorted(registry.datasets)) or "none"
+        errors.append(("data.dataset", f"no installed plugin provides dataset {recipe.data.dataset!r} "
+                                       f"(installed: {installed})"))
+        return errors
+    try:
+        options = dataset.options.model_validate(recipe.data.options)
+    except ValidationError as error:
+        return errors + _pydantic_errors(error, "data.options")
+    recipe.data.options = options.model_dump(mode="json")
+    try:
+        fields = list(dataset.fields(options))
+    except Exception:  # data not on this machine yet: the fields are checked when training starts
+        return errors
+    for name in recipe.modalities:
+        field = recipe.field_of(name)
+        if field not in fields:
+            path = f"modalities.{name}.field" if recipe.modalities[name].field else f"modalities.{name}"
+            errors.append((path, f"dataset {recipe.data.dataset!r} has no field {field!r} "
+                                 f"(fields: {', '.join(fields)})"))
+    return errors
+
+
+def parse_recipe(raw: Any, source: str = "<recipe>", overrides: Iterable[str] = (),
+                 check_plugins: bool = True) -> Recipe:
+    """Validate a raw mapping (already parsed YAML) into a :class:`Recipe`, or raise RecipeError."""
+    if not isinstance(raw, dict):
+        raise RecipeError(source, [("", f"a recipe must be a YAML mapping at the top level (got {_short(raw)})")])
+    raw, errors = apply_overrides(raw, overrides)
+    if errors:
+        raise RecipeError(source, errors)
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as error:
+        raise RecipeError(source, _pydantic_errors(error)) from None
+    if check_plugins:
+        errors = _plugin_errors(recipe)
+        if errors:
+            raise RecipeError(source, errors)
+    return recipe
+
+
+def load_recipe(path: str | Path, overrides: Iterable[str] = (), check_plugins: bool = True) -> Recipe:
+    """Read, override and validate a recipe file; raise :class:`RecipeError` listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise RecipeError(source, [("", f"cannot read the recipe: {error.strerror or error}")]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise RecipeError(source, [("", f"invalid YAML: {where}{problem}")]) from None
+    return parse_recipe(raw, source, overrides, check_plugins)
+
+
+def validate_command(path: str, overrides: Sequence[str] = ()) -> int:
+    """``mmlatent validate RECIPE``: 0 and a summary when valid, 2 and the errors otherwise."""
+    try:
+        recipe = load_recipe(path, overrides)
+    except RecipeError as error:
+        print(error.render(), file=sys.stderr)
+        return 2
+    summary = ", ".join(f"{name} ({m.kind}, {m.latent_dim})" for name, m in recipe.modalities.items())
+    print(f"{path}: OK: {recipe.name}: dataset {recipe.data.dataset}; modalities {summary}")
+    return 0
