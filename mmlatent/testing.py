@@ -1,0 +1,288 @@
+"""Contract tests for plugin authors: subclass, fill in a few attributes, let pytest run them.
+
+::
+
+    import numpy as np
+    from mmlatent.testing import DatasetContract, ModalityContract
+
+    class TestImageModality(ModalityContract):   # pytest collects the subclass, not the base
+        kind = "image"
+        options = {"channels": 1, "size": 16}     # valid options of the kind
+        latent_dim = 8
+        def raw_values(self):                     # a few raw values, as the plugin's datasets yield them
+            return [np.zeros((16, 16), np.uint8), np.ones((16, 16), np.uint8)]
+
+    class TestDigitsPair(DatasetContract):
+        name = "digits_pair"
+        def make_options(self, tmp_path):         # valid options (may write small files under tmp_path)
+            return {"k": 2}
+
+:class:`ModalityContract` checks that the kind is registered (by a plugin that loaded without
+error) and listed by ``mmlatent plugins --json``; that unknown option keys are rejected; that
+``preprocess`` + ``collate`` give ``(B, *item_shape)``; that ``encode`` gives ``(B, latent_dim)``
+and ``to_data(decode(z))`` has the collated layout; that the reconstruction loss is a finite scalar
+with gradients; that ``render`` writes files; that ``fit``/``state_dict``/``load_state_dict``
+round-trip through JSON; and that the classifier (when there is one) gives ``(B, num_classes)``.
+
+:class:`DatasetContract` checks that the dataset is registered and listed; that unknown option
+keys are rejected; that it declares at least the "train" and "test" splits and its fields; and
+that every split builds and its items are dicts carrying the declared fields (and an int "label"
+when ``has_labels``).
+
+The base classes' names do not start with ``Test``, so pytest only collects your subclasses.
+Override a ``test_*`` method to skip or adapt a check that does not apply to your plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from mmlatent.modality import Autoencoder, DatasetSpec, Modality, ModalitySpec
+
+__all__ = ["DatasetContract", "ModalityContract"]
+
+_UNKNOWN_KEY = "no_such_option_for_the_contract_test"
+
+
+def _listed(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """What ``mmlatent plugins --json`` prints (run in-process, same code path as the CLI)."""
+    from mmlatent.plugins import plugins_command
+
+    capsys.readouterr()
+    assert plugins_command(as_json=True) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+class ModalityContract:
+    """Shared tests of one modality kind. Set ``kind``, ``options``, ``latent_dim`` and
+    implement :meth:`raw_values`; optionally ``modality_name`` and ``num_classes``."""
+
+    #: The modality kind under test (as recipes spell it).
+    kind: ClassVar[str] = ""
+    #: Valid options of the kind (``modalities.<name>.options`` of a recipe).
+    options: ClassVar[dict[str, Any]] = {}
+    #: Latent size to build the autoencoder with.
+    latent_dim: ClassVar[int] = 8
+    #: The name the modality gets in the tests (a recipe's modality name).
+    modality_name: ClassVar[str] = "m"
+    #: Classes for the classifier check.
+    num_classes: ClassVar[int] = 3
+
+    def raw_values(self) -> list[Any]:
+        """A few (at least 2) raw values as the plugin's datasets yield them."""
+        raise NotImplementedError("ModalityContract subclasses implement raw_values()")
+
+    # ------------------------------------------------------------------------------- helpers
+    def spec(self) -> ModalitySpec:
+        from mmlatent.plugins import get_registry
+
+        return get_registry().modality(self.kind)
+
+    def make_modality(self, fit: bool = True) -> Modality:
+        """A modality of this kind built from :attr:`options` (fitted on :meth:`raw_values` if needed)."""
+        modality = self.spec().build(self.modality_name, dict(self.options), self.latent_dim)
+        if fit and modality.needs_fit:
+            modality.fit(self.raw_values())
+        return modality
+
+    def make_batch(self, modality: Modality) -> torch.Tensor:
+        values = self.raw_values()
+        assert len(values) >= 2, "raw_values() must return at least 2 values"
+        return modality.collate([modality.preprocess(v) for v in values])
+
+    def make_autoencoder(self, modality: Modality) -> Autoencoder:
+        torch.manual_seed(0)
+        ae = modality.build_autoencoder()
+        assert isinstance(ae, Autoencoder), f"build_autoencoder() returned {type(ae).__name__}, not an Autoencoder"
+        return ae
+
+    # --------------------------------------------------------------------------------- tests
+    def test_kind_is_registered(self) -> None:
+        from mmlatent.plugins import get_registry
+
+        registry = get_registry()
+        spec = registry.modality(self.kind)
+        assert spec.kind == self.kind
+        provider = registry.provider_of_modality(self.kind)
+        info = registry.plugin(provider.name)
+        assert info.error is None, f"plugin {info.name} {info.version} loaded with an error: {info.error}"
+
+    def test_kind_is_listed_by_plugins_json(self, capsys: pytest.CaptureFixture[str]) -> None:
+        rows = [row for row in _listed(capsys) if self.kind in row["modalities"]]
+        assert len(rows) == 1, f"kind {self.kind!r} listed by {len(rows)} plugins in `mmlatent plugins --json`"
+        assert rows[0]["error"] is None, rows[0]["error"]
+
+    def test_valid_options_are_accepted(self) -> None:
+        modality = self.make_modality(fit=False)
+        assert isinstance(modality, self.spec().modality)
+        assert modality.name == self.modality_name
+        assert modality.latent_dim == self.latent_dim
+
+    def test_unknown_option_is_rejected(self) -> None:
+        spec = self.spec()
+        assert spec.options.model_config.get("extra") == "forbid", "the options model must set extra='forbid'"
+        with pytest.raises(ValidationError):
+            spec.build(self.modality_name, {**self.options, _UNKNOWN_KEY: 1}, self.latent_dim)
+
+    def test_preprocess_and_collate_shapes(self) -> None:
+        modality = self.make_modality()
+        values = self.raw_values()
+        items = [modality.preprocess(v) for v in values]
+        batch = modality.collate(items)
+        assert isinstance(batch, torch.Tensor)
+        assert batch.shape[0] == len(values)
+        if modality.item_shape is not None:
+            assert tuple(batch.shape[1:]) == tuple(modality.item_shape)
+            for item in items:
+                assert tuple(item.shape) == tuple(modality.item_shape)
+
+    def test_encode_shape(self) -> None:
+        modality = self.make_modality()
+        batch = self.make_batch(modality)
+        z = self.make_autoencoder(modality).encode(batch)
+        assert tuple(z.shape) == (batch.shape[0], self.latent_dim)
+        assert z.is_floating_point() and torch.isfinite(z).all()
+
+    def test_decode_to_data_has_collated_layout(self) -> None:
+        modality = self.make_modality()
+        batch = self.make_batch(modality)
+        ae = self.make_autoencoder(modality)
+        with torch.no_grad():
+            data = ae.to_data(ae.decode(ae.encode(batch)))
+            from_noise = ae.to_data(ae.decode(torch.randn(3, self.latent_dim)))
+        assert tuple(data.shape) == tuple(batch.shape)
+        assert from_noise.shape[0] == 3
+        if modality.item_shape is not None:
+            assert tuple(from_noise.shape[1:]) == tuple(modality.item_shape)
+
+    def test_reconstruction_loss_is_finite_scalar_with_gradients(self) -> None:
+        modality = self.make_modality()
+        batch = modality.augment(self.make_batch(modality))
+        ae = self.make_autoencoder(modality)
+        loss = ae.training_loss(batch)
+        assert loss.dim() == 0, f"training_loss() must be a scalar, got shape {tuple(loss.shape)}"
+        assert math.isfinite(float(loss.detach()))
+        direct = ae.reconstruction_loss(batch, ae(batch))
+        assert direct.dim() == 0 and math.isfinite(float(direct.detach()))
+        if ae.has_parameters:
+            loss.backward()
+            grads = [p.grad for p in ae.parameters() if p.requires_grad]
+            assert any(g is not None and g.abs().sum() > 0 for g in grads), "the loss has no gradient"
+            assert all(torch.isfinite(g).all() for g in grads if g is not None)
+
+    def test_augment_keeps_the_layout(self) -> None:
+        modality = self.make_modality()
+        batch = self.make_batch(modality)
+        augmented = modality.augment(batch)
+        assert tuple(augmented.shape) == tuple(batch.shape) and augmented.dtype == batch.dtype
+
+    def test_render_writes_files(self, tmp_path: Path) -> None:
+        modality = self.make_modality()
+        batch = self.make_batch(modality)
+        paths = [Path(p) for p in modality.render(batch, tmp_path / "render" / self.modality_name)]
+        assert paths, "render() wrote nothing"
+        for path in paths:
+            assert path.is_file() and path.stat().st_size > 0, f"render() returned {path}, which is missing or empty"
+        values = modality.to_values(batch)
+        assert len(values) == batch.shape[0]
+
+    def test_fit_state_dict_round_trip(self) -> None:
+        fitted = self.make_modality()
+        state = fitted.state_dict()
+        restored_state = json.loads(json.dumps(state))  # the run directory stores it as JSON
+        fresh = self.make_modality(fit=False)
+        fresh.load_state_dict(restored_state)
+        assert fresh.state_dict() == restored_state
+        assert fresh.item_shape == fitted.item_shape
+        for value in self.raw_values():
+            a, b = fitted.preprocess(value), fresh.preprocess(value)
+            assert a.shape == b.shape and torch.equal(a, b)
+
+    def test_classifier_shape(self) -> None:
+        modality = self.make_modality()
+        torch.manual_seed(0)
+        classifier = modality.build_classifier(self.num_classes)
+        if classifier is None:
+            pytest.skip(f"kind {self.kind!r} has no classifier")
+        batch = self.make_batch(modality)
+        with torch.no_grad():
+            logits = classifier(batch)
+        assert tuple(logits.shape) == (batch.shape[0], self.num_classes)
+
+
+class DatasetContract:
+    """Shared tests of one dataset. Set ``name`` and implement :meth:`make_options`."""
+
+    #: The dataset name (as recipes spell it in ``dataset.name``).
+    name: ClassVar[str] = ""
+    #: How many items of each split the item checks read.
+    max_items: ClassVar[int] = 4
+
+    def make_options(self, tmp_path: Path) -> dict[str, Any]:
+        """Valid options for the dataset; may write small files under ``tmp_path``."""
+        raise NotImplementedError("DatasetContract subclasses implement make_options(tmp_path)")
+
+    # ------------------------------------------------------------------------------- helpers
+    def spec(self) -> DatasetSpec:
+        from mmlatent.plugins import get_registry
+
+        return get_registry().dataset(self.name)
+
+    # --------------------------------------------------------------------------------- tests
+    def test_dataset_is_registered(self) -> None:
+        from mmlatent.plugins import get_registry
+
+        registry = get_registry()
+        assert registry.dataset(self.name).name == self.name
+        info = registry.plugin(registry.provider_of_dataset(self.name).name)
+        assert info.error is None, f"plugin {info.name} {info.version} loaded with an error: {info.error}"
+
+    def test_dataset_is_listed_by_plugins_json(self, capsys: pytest.CaptureFixture[str]) -> None:
+        rows = [row for row in _listed(capsys) if self.name in row["datasets"]]
+        assert len(rows) == 1, f"dataset {self.name!r} listed by {len(rows)} plugins in `mmlatent plugins --json`"
+        assert rows[0]["error"] is None, rows[0]["error"]
+
+    def test_unknown_option_is_rejected(self, tmp_path: Path) -> None:
+        spec = self.spec()
+        assert spec.options.model_config.get("extra") == "forbid", "the options model must set extra='forbid'"
+        options = self.make_options(tmp_path)
+        spec.validate_options(options)
+        with pytest.raises(ValidationError):
+            spec.validate_options({**options, _UNKNOWN_KEY: 1})
+
+    def test_declares_splits_and_fields(self, tmp_path: Path) -> None:
+        spec = self.spec()
+        assert "train" in spec.splits and "test" in spec.splits, f"splits are {spec.splits}"
+        options = spec.validate_options(self.make_options(tmp_path))
+        fields = list(spec.fields(options))
+        assert fields and all(isinstance(f, str) and f for f in fields)
+        assert "label" not in fields, "'label' is not a modality field"
+        assert isinstance(spec.has_labels(options), bool)
+
+    def test_every_split_builds_items_with_the_declared_fields(self, tmp_path: Path) -> None:
+        spec = self.spec()
+        options = spec.validate_options(self.make_options(tmp_path))
+        fields = list(spec.fields(options))
+        labelled = spec.has_labels(options)
+        for split in spec.splits:
+            dataset = spec.build(options, split)
+            assert len(dataset) > 0, f"split {split!r} is empty"
+            for i in range(min(len(dataset), self.max_items)):
+                item = dataset[i]
+                assert isinstance(item, dict), f"split {split!r}: items must be dicts, got {type(item).__name__}"
+                missing = [f for f in fields if f not in item]
+                assert not missing, f"split {split!r}: item {i} lacks declared field(s) {missing}"
+                assert all(item[f] is not None for f in fields)
+                if labelled:
+                    label = item.get("label")
+                    assert isinstance(label, numbers.Integral) and not isinstance(label, bool), (
+                        f"split {split!r}: item {i} needs an int 'label', got {label!r}"
+                    )
