@@ -1,0 +1,1 @@
+"""mmlatent-example: modality kind ``category`` and dataset ``remainders``."""
