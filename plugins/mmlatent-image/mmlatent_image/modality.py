@@ -1,0 +1,161 @@
+"""The ``image`` modality kind: options, preprocessing, autoencoders, classifier, files.
+
+Data space: float32 batches ``(B, channels, size, size)`` with values in [0, 1].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from torch import Tensor, nn
+
+from mmlatent import Modality
+from mmlatent_image.autoencoders import ConvAutoencoder, ImageAutoencoder, MLPAutoencoder, ResNetAutoencoder
+from mmlatent_image.classifier import ImageClassifier
+from mmlatent_image.conversion import convert_channels, resize, to_float_chw
+from mmlatent_image.files import IMAGE_SUFFIXES, read_images, write_grid
+
+__all__ = ["DEFAULT_CONV_CHANNELS", "ImageModality", "ImageOptions"]
+
+#: ``conv_channels`` when the option is left out, per architecture.
+DEFAULT_CONV_CHANNELS = {"conv": (32, 64, 128), "resnet": (32, 64, 128, 256)}
+
+
+class ImageOptions(BaseModel):
+    """Options of an ``image`` modality (``modalities.<name>.options`` in a recipe)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: Literal[1, 3, 4] = Field(1, description="Channels of the data space: 1 (grey), 3 (RGB) or 4 (RGBA).")
+    size: int = Field(28, ge=4, le=1024, description="Side of the square data-space images; inputs are resized to it.")
+    arch: Literal["mlp", "conv", "resnet"] = Field(
+        "mlp", description="Autoencoder: mlp (the paper's MNIST one), conv (SVHN), resnet (CUB 64x64)."
+    )
+    loss: Literal["mse", "l1"] = Field("mse", description="Reconstruction loss: mse (Gaussian) or l1 (Laplace).")
+    augment: bool = Field(False, description="TrivialAugmentWide on the autoencoder's training batches.")
+    hidden: list[int] = Field([400], min_length=1, description="Hidden widths of the mlp autoencoder.")
+    conv_channels: list[int] | None = Field(
+        None,
+        min_length=1,
+        max_length=8,
+        description="Channels of the stride-2 stages of conv/resnet (default 32-64-128 for conv, 32-64-128-256 for resnet).",
+    )
+
+    @field_validator("hidden", "conv_channels")
+    @classmethod
+    def _positive(cls, widths: list[int] | None) -> list[int] | None:
+        if widths is not None and any(w < 1 for w in widths):
+            raise ValueError("every width must be >= 1")
+        return widths
+
+    @model_validator(mode="after")
+    def _fits(self) -> ImageOptions:
+        if self.arch != "mlp":
+            stages = len(self.conv_channels or DEFAULT_CONV_CHANNELS[self.arch])
+            if self.size < 2 ** (stages - 1):
+                raise ValueError(f"size {self.size} is too small for {stages} stride-2 stages of arch {self.arch!r}")
+        return self
+
+    def stage_channels(self) -> tuple[int, ...]:
+        """The conv/resnet stage channels in effect."""
+        return tuple(self.conv_channels or DEFAULT_CONV_CHANNELS.get(self.arch, ()))
+
+
+class ImageModality(Modality):
+    """Images as float tensors ``(channels, size, size)`` in [0, 1].
+
+    ``preprocess`` accepts PIL images, numpy arrays and tensors (see :mod:`mmlatent_image.conversion`),
+    converts the channels (grey <-> RGB, alpha dropped) and resizes to ``size`` (bilinear).
+    """
+
+    file_suffixes = (*IMAGE_SUFFIXES, ".npy", ".safetensors")
+    options: ImageOptions
+
+    # ------------------------------------------------------------------------------------- data
+    @property
+    def item_shape(self) -> tuple[int, int, int]:
+        return (self.options.channels, self.options.size, self.options.size)
+
+    def _conform(self, x: Tensor) -> Tensor:
+        """``(C, H, W)`` float in [0, 1] -> ``item_shape``."""
+        return resize(convert_channels(x, self.options.channels), self.options.size).contiguous()
+
+    def preprocess(self, value: Any) -> Tensor:
+        try:
+            x = to_float_chw(value)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"modality {self.name!r}: {err}") from None
+        return self._conform(x)
+
+    def augment(self, x: Tensor) -> Tensor:
+        """TrivialAugmentWide per image when ``augment`` is on (a fresh draw per image); else ``x``."""
+        if not self.options.augment:
+            return x
+        from torchvision.transforms import v2
+
+        transform = v2.TrivialAugmentWide()
+        pixels = (x.detach().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+        colour, alpha = (pixels[:, :3], pixels[:, 3:]) if self.options.channels == 4 else (pixels, None)
+        # One small image at a time: intra-op threads only add overhead here (10-50x on a busy CPU).
+        threads = torch.get_num_threads()
+        if x.device.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            out = torch.stack([transform(img) for img in colour])
+        finally:
+            torch.set_num_threads(threads)
+        if alpha is not None:  # colour operations need 1 or 3 channels: augment RGB, keep alpha
+            out = torch.cat([out, alpha], dim=1)
+        return out.to(x.dtype) / 255.0
+
+    # ------------------------------------------------------------------------------------ model
+    def build_autoencoder(self) -> ImageAutoencoder:
+        o = self.options
+        if o.arch == "mlp":
+            return MLPAutoencoder(self.latent_dim, o.channels, o.size, hidden=o.hidden, loss=o.loss)
+        cls = ConvAutoencoder if o.arch == "conv" else ResNetAutoencoder
+        return cls(self.latent_dim, o.channels, o.size, conv_channels=o.stage_channels(), loss=o.loss)
+
+    def build_classifier(self, num_classes: int) -> nn.Module:
+        return ImageClassifier(self.options.channels, self.options.size, num_classes)
+
+    # ----------------------------------------------------------------------------------- people
+    def render(self, batch: Tensor, path: Path) -> list[Path]:
+        """Write the batch as one PNG grid ``<path>.png`` (readable back with :meth:`read_file`)."""
+        return [write_grid(batch, Path(path))]
+
+    def read_file(self, path: Path) -> Tensor:
+        """PNG/JPEG (a grid written by :meth:`render` gives its tiles), ``.npy`` or ``.safetensors``
+        -> batch ``(N, channels, size, size)`` in [0, 1]."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"modality {self.name!r}: no such file {str(path)!r}")
+        suffix = path.suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            return torch.stack([self._conform(x) for x in read_images(path)])
+        if suffix not in (".npy", ".safetensors"):
+            raise ValueError(
+                f"modality {self.name!r}: cannot read {path.name!r} (expected one of {', '.join(self.file_suffixes)})"
+            )
+        if suffix == ".npy":
+            import numpy as np
+
+            raw: Any = np.load(path, allow_pickle=False)
+        else:
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(path))
+            raw = tensors.get(self.name, next(iter(tensors.values())))
+        shape = tuple(raw.shape)
+        if len(shape) == 4:  # a batch, channels first or last
+            items = [raw[i] for i in range(shape[0])]
+        elif len(shape) == 3 and self.options.channels == 1 and shape[0] not in (1, 3, 4) and shape[-1] not in (1, 3, 4):
+            items = [raw[i] for i in range(shape[0])]  # (N, H, W) grey batch
+        elif len(shape) in (2, 3):
+            items = [raw]
+        else:
+            raise ValueError(f"modality {self.name!r}: cannot read images of shape {shape} from {path.name!r}")
+        return torch.stack([self.preprocess(item) for item in items])
