@@ -1,0 +1,367 @@
+"""Evaluate a run: ``mmlatent evaluate RUN`` and :func:`evaluate_run` (called at the end of training).
+
+``mmlatent evaluate RUN [--sampler S] [--steps K] [--limit N] [--seed S] [--guidance NAME=W]``
+loads the run, trains (once) or reloads its coherence classifiers, measures coherence, Frechet
+distances (classifier features; FID and CLIP-S when the recipe's ``evaluation.inception_weights`` /
+``evaluation.clip_model`` name local files), writes ``RUN/metrics.json``, renders samples and
+``RUN/report.md``, and prints a table. ``mmlatent evaluate --compare RUN_A RUN_B ...`` prints the
+metrics of several runs side by side (from their ``metrics.json``).
+
+``metrics.json`` (DESIGN.md section 4)::
+
+    {"coherence": {"joint": 0.91, "gray->color": 0.88, ...},     # fractions in [0, 1]
+     "fd": {"joint:gray": 3.9, "gray->color": 10.1, ...},         # classifier-feature Frechet distances
+     "fid": {...}, "clip_s": {...},                               # only when configured
+     "nfe": 20, "sampler": {"name": "heun", "steps": 10},
+     "classifier_accuracy": {"gray": 0.97, "color": 0.93},
+     "timings": {"classifiers_s": ..., "generation_s": ..., "total_s": ..., ...},
+     "seed": 0, "limit": null, "num_items": 397, "guidance": null, "conditions": "all"}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mmlatent.evaluation.classifiers import ClassifierSettings, load_or_train_classifiers
+from mmlatent.evaluation.coherence import MAX_ALL_SUBSETS, CoherenceEvaluator, EvaluationResult
+from mmlatent.evaluation.data import EvaluationError, load_split
+
+__all__ = [
+    "build_evaluator",
+    "compare_table",
+    "evaluate_command",
+    "evaluate_run",
+    "format_metrics",
+    "metrics_record",
+]
+
+
+def _recipe_evaluation(pipe: Any) -> Any:
+    """The recipe's ``evaluation`` section (or None for pipelines without one)."""
+    return getattr(getattr(pipe, "recipe", None), "evaluation", None)
+
+
+def _resolve_path(value: Any, run_dir: Path | None) -> Path | None:
+    """A configured local path; a relative one that does not exist is also tried under the run dir."""
+    if value in (None, ""):
+        return None
+    path = Path(value).expanduser()
+    if not path.is_absolute() and not path.exists() and run_dir is not None and (run_dir / path).exists():
+        return run_dir / path
+    return path
+
+
+def build_evaluator(
+    pipe: Any,
+    run_dir: str | Path | None,
+    *,
+    limit: int | None = None,
+    batch_size: int = 256,
+    classifier_settings: ClassifierSettings | dict[str, Any] | None = None,
+    inception_weights: str | Path | None = None,
+    clip_model: str | Path | None = None,
+    keep_samples: int | None = None,
+    max_all_subsets: int = MAX_ALL_SUBSETS,
+    progress: bool = True,
+) -> tuple[CoherenceEvaluator, dict[str, float]]:
+    """Set up the evaluation of a pipeline once (data, classifiers, FID/CLIP models).
+
+    Returns the evaluator (call ``.run(sampler, steps, seed, guidance)`` as often as needed) and
+    the setup timings. Missing arguments fall back on the recipe's ``evaluation`` section.
+    """
+    run_dir = Path(run_dir) if run_dir is not None else None
+    section = _recipe_evaluation(pipe)
+    if classifier_settings is None:
+        epochs = getattr(section, "classifier_epochs", None)
+        classifier_settings = ClassifierSettings(epochs=epochs) if epochs else ClassifierSettings()
+    settings = ClassifierSettings.from_mapping(classifier_settings)
+    if inception_weights is None:
+        inception_weights = getattr(section, "inception_weights", None)
+    if clip_model is None:
+        clip_model = getattr(section, "clip_model", None)
+    if keep_samples is None:
+        keep_samples = int(getattr(section, "samples", None) or 16)
+
+    started = time.perf_counter()
+    test_data = load_split(pipe, "test")
+    load_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    classifiers = load_or_train_classifiers(
+        pipe, run_dir, test_data, lambda: load_split(pipe, "train"), settings, progress=progress
+    )
+    classifier_seconds = time.perf_counter() - started
+
+    extractor = scorer = None
+    inception_path = _resolve_path(inception_weights, run_dir)
+    if inception_path is not None:
+        from mmlatent.evaluation.fid import load_inception
+
+        extractor = load_inception(inception_path, device=getattr(pipe, "device", "cpu"))
+    clip_path = _resolve_path(clip_model, run_dir)
+    if clip_path is not None:
+        from mmlatent.evaluation.clip_score import ClipScorer
+
+        scorer = ClipScorer.from_pretrained(clip_path, device=getattr(pipe, "device", "cpu"))
+
+    evaluator = CoherenceEvaluator(
+        pipe,
+        classifiers,
+        test_data,
+        limit=limit,
+        batch_size=batch_size,
+        max_all_subsets=max_all_subsets,
+        image_features=extractor,
+        clip_scorer=scorer,
+        keep_samples=keep_samples,
+        progress=progress,
+    )
+    timings = {
+        "data_s": round(load_seconds, 4),
+        "classifiers_s": round(classifier_seconds, 4),
+        "real_features_s": round(evaluator.setup_seconds, 4),
+    }
+    return evaluator, timings
+
+
+def _sampler_record(pipe: Any, sampler: str | None, steps: int | None) -> dict[str, Any]:
+    """The sampler actually used: explicit arguments, else the recipe's ``sampling`` defaults."""
+    sampling = getattr(getattr(pipe, "recipe", None), "sampling", None)
+    name = sampler or getattr(sampling, "sampler", None)
+    if steps is None:
+        steps = getattr(sampling, "steps", None)
+    return {"name": name, "steps": steps}
+
+
+def metrics_record(
+    evaluator: CoherenceEvaluator,
+    result: EvaluationResult,
+    *,
+    sampler: dict[str, Any],
+    seed: int,
+    limit: int | None,
+    guidance: dict[str, float] | None,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The ``metrics.json`` object of one evaluation."""
+    record: dict[str, Any] = {
+        "coherence": result.coherence,
+        "fd": result.fd,
+    }
+    if result.fid:
+        record["fid"] = result.fid
+    if result.clip_s:
+        record["clip_s"] = result.clip_s
+    record.update(
+        {
+            "nfe": result.nfe,
+            "sampler": sampler,
+            "classifier_accuracy": {name: c.accuracy for name, c in evaluator.classifiers.items()},
+            "timings": {**timings, **result.timings},
+            "seed": seed,
+            "limit": limit,
+            "num_items": result.num_items,
+            "guidance": guidance or None,
+            "conditions": "all" if len(evaluator.names) <= MAX_ALL_SUBSETS else "single+leave-one-out",
+        }
+    )
+    return record
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    sampler: str | None = None,
+    steps: int | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    guidance: dict[str, float] | None = None,
+    write: bool = True,
+    *,
+    pipeline: Any = None,
+    batch_size: int = 256,
+    classifier_settings: ClassifierSettings | dict[str, Any] | None = None,
+    inception_weights: str | Path | None = None,
+    clip_model: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a run; returns the ``metrics.json`` object (and writes it, the samples and the report).
+
+    ``pipeline``: an already loaded ``MLDPipeline`` (or an object with its API); loaded from
+    ``run_dir`` when None. ``limit`` defaults to the recipe's ``evaluation.limit``. Raises
+    :class:`EvaluationError` when the run cannot be evaluated (no labels, no classifier, ...).
+    """
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    if pipeline is None:
+        from mmlatent.pipeline import MLDPipeline
+
+        pipeline = MLDPipeline.load(run_dir)
+    if limit is None:
+        limit = getattr(_recipe_evaluation(pipeline), "limit", None)
+    evaluator, timings = build_evaluator(
+        pipeline,
+        run_dir,
+        limit=limit,
+        batch_size=batch_size,
+        classifier_settings=classifier_settings,
+        inception_weights=inception_weights,
+        clip_model=clip_model,
+        progress=progress,
+    )
+    result = evaluator.run(sampler=sampler, steps=steps, seed=seed, guidance=guidance)
+    timings["total_s"] = round(time.perf_counter() - started, 4)
+    metrics = metrics_record(
+        evaluator,
+        result,
+        sampler=_sampler_record(pipeline, sampler, steps),
+        seed=seed,
+        limit=limit,
+        guidance=guidance,
+        timings=timings,
+    )
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / "metrics.json", metrics)
+        from mmlatent.evaluation.report import write_report
+
+        write_report(run_dir, metrics, result.samples, pipeline)
+    return metrics
+
+
+# ------------------------------------------------------------------------------------ tables
+def _format_value(key: str, value: Any, section: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if section in ("coherence", "classifier_accuracy"):
+        return f"{100.0 * value:.2f}%"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * width for width in widths))
+    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+_SECTIONS = ("coherence", "fd", "fid", "clip_s", "classifier_accuracy")
+_TITLES = {
+    "coherence": "coherence",
+    "fd": "Frechet distance (classifier features)",
+    "fid": "FID (Inception-v3)",
+    "clip_s": "CLIP-S",
+    "classifier_accuracy": "classifier test accuracy",
+}
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """A readable multi-line rendering of one ``metrics.json`` object."""
+    sampler = metrics.get("sampler") or {}
+    lines = [
+        f"sampler {sampler.get('name')} (steps {sampler.get('steps')}), NFE per sample {metrics.get('nfe')}, "
+        f"seed {metrics.get('seed')}, {metrics.get('num_items')} test items"
+        + (f" (limit {metrics['limit']})" if metrics.get("limit") else "")
+    ]
+    for section in _SECTIONS:
+        values = metrics.get(section) or {}
+        if values:
+            rows = [(key, _format_value(key, value, section)) for key, value in values.items()]
+            lines += ["", _table((_TITLES[section], "value"), rows)]
+    timings = metrics.get("timings") or {}
+    if timings:
+        lines += ["", "timings: " + ", ".join(f"{key} {value}" for key, value in timings.items())]
+    return "\n".join(lines)
+
+
+def _flatten(metrics: dict[str, Any]) -> dict[str, str]:
+    flat: dict[str, str] = {}
+    sampler = metrics.get("sampler") or {}
+    flat["sampler"] = f"{sampler.get('name')}/{sampler.get('steps')}"
+    flat["nfe"] = str(metrics.get("nfe"))
+    for section in _SECTIONS:
+        for key, value in (metrics.get(section) or {}).items():
+            label = key if section == "coherence" else f"{section}[{key}]"
+            flat[label] = _format_value(key, value, section)
+    return flat
+
+
+def compare_table(runs: Sequence[str | Path]) -> str:
+    """One column per run, one row per metric (union of the runs' keys) from their metrics.json."""
+    columns = []
+    for run in runs:
+        path = Path(run) / "metrics.json"
+        if not path.is_file():
+            raise EvaluationError(f"{path} not found: run `mmlatent evaluate {run}` first")
+        try:
+            columns.append(_flatten(json.loads(path.read_text())))
+        except (ValueError, AttributeError) as error:
+            raise EvaluationError(f"{path} is not a metrics file ({error})") from error
+    keys: list[str] = []
+    for column in columns:
+        keys += [key for key in column if key not in keys]
+    header = ["metric", *[Path(run).name or str(run) for run in runs]]
+    rows = [[key, *[column.get(key, "-") for column in columns]] for key in keys]
+    return _table(header, rows)
+
+
+# ----------------------------------------------------------------------------------- command
+def _parse_guidance(pairs: Sequence[tuple[str, str]] | None) -> dict[str, float] | None:
+    guidance = {}
+    for name, value in pairs or []:
+        try:
+            guidance[name] = float(value)
+        except ValueError:
+            raise EvaluationError(f"--guidance {name}={value}: the weight must be a number") from None
+    return guidance or None
+
+
+def evaluate_command(args: Any) -> int:
+    """``mmlatent evaluate`` (argument object from :mod:`mmlatent.cli`); returns the exit code."""
+    from mmlatent.checkpoint import CheckpointError
+
+    try:
+        if getattr(args, "compare", None):
+            runs = ([args.run] if args.run else []) + list(args.compare)
+            print(compare_table(runs))
+            return 0
+        if not args.run:
+            print("error: mmlatent evaluate needs a RUN directory (or --compare RUN_A RUN_B ...)", file=sys.stderr)
+            return 2
+        run_dir = Path(args.run)
+        if not run_dir.is_dir():
+            print(f"error: no run directory at {run_dir}", file=sys.stderr)
+            return 2
+        metrics = evaluate_run(
+            run_dir,
+            sampler=args.sampler,
+            steps=args.steps,
+            limit=args.limit,
+            seed=args.seed,
+            guidance=_parse_guidance(getattr(args, "guidance", None)),
+        )
+    except (EvaluationError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, KeyError) as error:  # bad sampler name, broken run, ...
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    print(format_metrics(metrics))
+    print(f"\nwrote {run_dir / 'metrics.json'} and {run_dir / 'report.md'}")
+    return 0
