@@ -32,7 +32,7 @@ def _pil_to_array(image: Any) -> np.ndarray:
         image = image.convert("L") if mode in ("1", "I", "I;16") else image
     elif mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
-    array = np.asarray(image)
+    array = np.array(image)
     if mode == "F":  # 32-bit float pixels: PIL's convention is 0..255
         array = array / 255.0
     return array
@@ -52,6 +52,8 @@ def to_float_chw(value: Any) -> Tensor:
     if hasattr(value, "mode") and hasattr(value, "size") and hasattr(value, "convert"):  # PIL
         value = _pil_to_array(value)
     if isinstance(value, np.ndarray):
+        if not value.flags.writeable:  # torch.from_numpy warns on read-only memory
+            value = value.copy()
         if value.dtype == np.uint16:
             x = torch.from_numpy(value.astype(np.float32) / 65535.0)
         elif value.dtype.kind in "iub":
