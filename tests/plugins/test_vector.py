@@ -67,13 +67,13 @@ def test_mlp_autoencoder_learns_a_low_rank_set():
     modality = build({"hidden": [32], "size": 6}, latent_dim=2)
     ae = modality.build_autoencoder()
     optimizer = torch.optim.Adam(ae.parameters(), lr=1e-2)
-    first = float(ae.training_loss(x))
+    first = float(ae.training_loss(x).detach())
     for _ in range(150):
         optimizer.zero_grad()
         loss = ae.training_loss(x)
         loss.backward()
         optimizer.step()
-    assert float(loss) < 0.1 * first
+    assert float(loss.detach()) < 0.1 * first
     assert torch.allclose(ae.reconstruction_loss(x, ae(x)), torch.nn.functional.mse_loss(ae(x), x))
 
 
