@@ -1,0 +1,198 @@
+"""The ``text`` modality kind: short captions as fixed-length token ids.
+
+Data space: long ids ``(B, max_length)``: words, then ``<eos>``, then ``<pad>`` (see
+:mod:`mmlatent_text.vocabulary`). The vocabulary is fitted on the training captions by
+:meth:`TextModality.fit` (the core calls it once) and travels as JSON in the run directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from mmlatent import Modality
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from mmlatent_text.autoencoder import TextAutoencoder
+from mmlatent_text.classifier import TextClassifier
+from mmlatent_text.files import read_captions, write_captions_png, write_captions_txt
+from mmlatent_text.vocabulary import Vocabulary
+
+__all__ = ["STATE_FORMAT", "TextModality", "TextOptions"]
+
+STATE_FORMAT = "mmlatent-text/vocabulary/1"
+
+
+class TextOptions(BaseModel):
+    """Options of a ``text`` modality (``modalities.<name>.options`` in a recipe)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # vocabulary and tokenisation
+    max_length: int = Field(32, ge=2, le=4096, description="token ids per caption, <eos> included (CUB: 32)")
+    min_frequency: int = Field(
+        3, ge=1, description="words seen fewer times in the training captions become <unk> (CUB: 3, ~1,590 words)"
+    )
+    max_vocab: int | None = Field(
+        None, ge=1, description="keep at most this many words, the most frequent (special tokens not counted)"
+    )
+    lowercase: bool = Field(True, description="lower-case captions before tokenising")
+    strip_punctuation: bool = Field(False, description="replace punctuation by spaces (else punctuation marks are tokens)")
+    # autoencoder
+    embed_dim: int = Field(128, ge=1, description="token embedding size")
+    channels: int = Field(256, ge=1, description="channels of the convolutions")
+    depth: int = Field(3, ge=0, le=8, description="stride-2 (transposed) convolutions in the encoder (decoder)")
+    pad_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="weight of <pad> positions in the cross-entropy (0: ignore them, <eos> still counts; 1: count them)",
+    )
+
+
+class TextModality(Modality):
+    """Captions <-> ids ``(B, max_length)`` long; a fitted word vocabulary; conv1d autoencoder."""
+
+    needs_fit = True
+    file_suffixes = (".txt", ".npy", ".safetensors")
+
+    options: TextOptions
+
+    def __init__(self, name: str, options: TextOptions, latent_dim: int) -> None:
+        super().__init__(name, options, latent_dim)
+        self._vocabulary: Vocabulary | None = None
+
+    # ----------------------------------------------------------------------------- fitted state
+    def fit(self, values: Iterable[Any]) -> None:
+        """Fit the word vocabulary on the training captions (strings)."""
+        o = self.options
+        try:
+            vocabulary = Vocabulary.fit(
+                values,
+                max_length=o.max_length,
+                min_frequency=o.min_frequency,
+                max_vocab=o.max_vocab,
+                lowercase=o.lowercase,
+                strip_punctuation=o.strip_punctuation,
+            )
+        except TypeError as error:
+            raise TypeError(f"modality {self.name!r}: {error}") from None
+        if not vocabulary.words:
+            raise ValueError(
+                f"modality {self.name!r}: no word of the training captions is seen at least "
+                f"min_frequency={o.min_frequency} times (empty vocabulary)"
+            )
+        self._vocabulary = vocabulary
+
+    @property
+    def is_fitted(self) -> bool:
+        return self._vocabulary is not None
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        if self._vocabulary is None:
+            raise RuntimeError(
+                f"modality {self.name!r}: the vocabulary is not fitted yet "
+                "(call fit(training captions) or load_state_dict(saved state) first)"
+            )
+        return self._vocabulary
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"format", "max_length", "vocab_size", "tokenizer": <tokenizers JSON string>}`` ({} before fit)."""
+        if self._vocabulary is None:
+            return {}
+        return {
+            "format": STATE_FORMAT,
+            "max_length": self._vocabulary.max_length,
+            "vocab_size": len(self._vocabulary),
+            "tokenizer": self._vocabulary.to_json(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            self._vocabulary = None
+            return
+        if state.get("format") != STATE_FORMAT or "tokenizer" not in state:
+            raise ValueError(
+                f"modality {self.name!r}: not a text vocabulary state "
+                f"(format {state.get('format')!r}, expected {STATE_FORMAT!r})"
+            )
+        if int(state.get("max_length", self.options.max_length)) != self.options.max_length:
+            raise ValueError(
+                f"modality {self.name!r}: the saved vocabulary was fitted with max_length="
+                f"{state['max_length']}, the options say {self.options.max_length}"
+            )
+        vocabulary = Vocabulary.from_json(state["tokenizer"], self.options.max_length)
+        if "vocab_size" in state and int(state["vocab_size"]) != len(vocabulary):
+            raise ValueError(
+                f"modality {self.name!r}: corrupt vocabulary state "
+                f"({len(vocabulary)} ids, the state says {state['vocab_size']})"
+            )
+        self._vocabulary = vocabulary
+
+    # ------------------------------------------------------------------------------------- data
+    def preprocess(self, value: Any) -> Tensor:
+        """Caption string -> ids ``(max_length,)`` long."""
+        try:
+            return self.vocabulary.encode(value)
+        except TypeError as error:
+            raise TypeError(f"modality {self.name!r}: {error}") from None
+
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        return (self.options.max_length,)
+
+    # ------------------------------------------------------------------------------------ model
+    def build_autoencoder(self) -> TextAutoencoder:
+        o = self.options
+        return TextAutoencoder(
+            len(self.vocabulary),
+            o.max_length,
+            self.latent_dim,
+            embed_dim=o.embed_dim,
+            channels=o.channels,
+            depth=o.depth,
+            pad_weight=o.pad_weight,
+        )
+
+    def build_classifier(self, num_classes: int) -> nn.Module:
+        """Ids ``(B, max_length)`` -> logits ``(B, num_classes)``."""
+        return TextClassifier(len(self.vocabulary), num_classes)
+
+    # ----------------------------------------------------------------------------------- people
+    def to_values(self, batch: Tensor) -> list[str]:
+        """Ids ``(B, L)`` (or logits ``(B, L, V)``, or one row ``(L,)``) -> B captions."""
+        if batch.dim() == 3:
+            batch = batch.argmax(-1)
+        if batch.dim() == 1:
+            batch = batch.unsqueeze(0)
+        return self.vocabulary.decode_batch(batch.long())
+
+    def render(self, batch: Tensor, path: Path) -> list[Path]:
+        """Write ``<path>.txt`` (one caption per line) and ``<path>.png`` (the captions drawn)."""
+        path = Path(path)
+        captions = self.to_values(batch)
+        txt = write_captions_txt(captions, path.with_name(path.name + ".txt"))
+        png = write_captions_png(captions, path.with_name(path.name + ".png"), title=f"{self.name} ({len(captions)})")
+        return [txt, png]
+
+    def read_file(self, path: Path) -> Tensor:
+        """``.txt`` (one caption per line; blank lines skipped) -> ids ``(N, max_length)`` long.
+        ``.npy``/``.safetensors`` files hold ids already."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"modality {self.name!r}: no such file {str(path)!r}")
+        if path.suffix.lower() != ".txt":
+            batch = super().read_file(path)
+            if batch.is_floating_point() or batch.dim() != 2 or batch.shape[1] != self.options.max_length:
+                raise ValueError(
+                    f"modality {self.name!r}: {path.name!r} must hold integer token ids of shape "
+                    f"(N, {self.options.max_length}), got {batch.dtype} {tuple(batch.shape)}"
+                )
+            return batch.long()
+        captions = read_captions(path)
+        if not captions:
+            raise ValueError(f"modality {self.name!r}: {path.name!r} holds no caption (one per line expected)")
+        return self.vocabulary.encode_batch(captions)
