@@ -52,6 +52,13 @@ def write_dist(
     (info / "entry_points.txt").write_text(f"[mmlatent]\n{lines}")
 
 
+@pytest.fixture
+def guide_recipe() -> str:
+    """The recipe docs/plugins.md shows for its example plugin (the guide's first ```yaml block)."""
+    guide = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+    return re.search(r"^```yaml\n(.*?)^```$", guide.read_text(), re.MULTILINE | re.DOTALL).group(1)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_plugin_settings(monkeypatch):
     """No inherited MMLATENT_* settings; a registry reloaded by a test does not leak into the next."""

@@ -134,6 +134,17 @@ def test_a_broken_plugin_stops_no_command(site):
     assert "== ['validate', '--help']" in helped.stdout
 
 
+def test_the_guides_recipe_validates_with_the_installed_example(site, tmp_path, guide_recipe):
+    recipe = tmp_path / "remainders.yaml"
+    recipe.write_text(guide_recipe)
+    result = run(site, "-m", "mmlatent", "validate", str(recipe))
+    assert result.returncode == 0, result.stdout + result.stderr
+    misspelled = tmp_path / "misspelled.yaml"
+    misspelled.write_text(guide_recipe.replace("num_categories: 3}", "num_categories: 3, hiden: 8}"))
+    result = run(site, "-m", "mmlatent", "validate", str(misspelled))
+    assert result.returncode == 2 and "modalities.remainder.options.hiden" in result.stdout + result.stderr
+
+
 def test_environment_limits_and_strict_mode(site):
     rows = listed(site, MMLATENT_LOAD_PLUGINS="mmlatent-example")
     assert set(rows) == {"mmlatent", "mmlatent-example"}
