@@ -75,7 +75,7 @@ class FakePipeline:
         self.recipe = SimpleNamespace(
             name="fake",
             sampling=SimpleNamespace(sampler="heun", steps=10),
-            evaluation=SimpleNamespace(classifier_epochs=20, limit=None, inception_weights=None,
+            evaluation=SimpleNamespace(classifier_epochs=5, limit=None, inception_weights=None,
                                        clip_model=None, samples=8),
         )
         self.nfe_per_step = nfe_per_step
@@ -136,7 +136,7 @@ class FakePipeline:
         return written
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fake_pipeline():
     """The FakePipeline class (call it with the options a test needs)."""
     return FakePipeline
