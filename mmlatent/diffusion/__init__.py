@@ -1,0 +1,44 @@
+"""The diffusion engine of mmlatent: VP-SDE, masked multi-time training, score network, samplers.
+
+See shared/DESIGN.md section 2 for the method and docs/architecture.md for the interfaces.
+"""
+
+from .ema import EMA
+from .gaussian import GaussianLatents
+from .loss import MultitimeLossTerms, masked_multitime_loss, masked_multitime_loss_terms
+from .masking import LatentLayout, given_mask_probability, multitime_vector, sample_given_mask
+from .sampling import (
+    SAMPLERS,
+    MaskedEpsModel,
+    SampleResult,
+    SamplerDefaults,
+    generate_latents,
+    register_sampler,
+    repaint_schedule,
+    time_grid,
+)
+from .scorenet import ScoreNet
+from .sde import VPSDE, append_dims
+
+__all__ = [
+    "EMA",
+    "GaussianLatents",
+    "LatentLayout",
+    "MaskedEpsModel",
+    "MultitimeLossTerms",
+    "SAMPLERS",
+    "SampleResult",
+    "SamplerDefaults",
+    "ScoreNet",
+    "VPSDE",
+    "append_dims",
+    "generate_latents",
+    "given_mask_probability",
+    "masked_multitime_loss",
+    "masked_multitime_loss_terms",
+    "multitime_vector",
+    "register_sampler",
+    "repaint_schedule",
+    "sample_given_mask",
+    "time_grid",
+]
