@@ -267,6 +267,15 @@ class _Loader:
                 f"plugin {info.name} {info.version}{where}: {error}", distribution=info.name, version=info.version
             ) from exc
 
+    def add_plugin_safely(self, info: PluginInfo, plugin: object, plugin_name: str) -> None:
+        """:meth:`add_plugin`, with anything unforeseen (an odd plugin object) recorded, not raised."""
+        try:
+            self.add_plugin(info, plugin, plugin_name)
+        except PluginLoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - never let one plugin stop the others
+            self.fail(info, exc, plugin_name)
+
     def add_plugin(self, info: PluginInfo, plugin: object, plugin_name: str) -> None:
         """Register one plugin object (a module, usually) and run its hooks, attributed to ``info``."""
         if self.pm.is_registered(plugin):  # two entry points naming the same module
@@ -293,7 +302,7 @@ class _Loader:
                 plugin_name,
             )
             return
-        if not any(hc.has_spec() for hc in hooks):
+        if not hooks:
             self.pm.unregister(plugin)
             self.fail(
                 info,
@@ -305,16 +314,21 @@ class _Loader:
                 plugin_name,
             )
             return
-        others = [p for _, p in self.pm.list_name_plugin() if p is not plugin and p is not None]
         for hook_name, what in _HOOKS:
             registered: list[tuple[str, Any]] = []
 
             def register(spec: Any, _what: str = what, _out: list = registered) -> None:
                 _out.append((_check_spec(spec, _what), spec))
 
-            caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
             try:
-                caller(register=register)
+                # Only this plugin's implementations, called directly (as pluggy's own loop does):
+                # every registration is then attributed to this plugin's distribution.
+                for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                    if impl.plugin is not plugin:
+                        continue
+                    if impl.wrapper or impl.hookwrapper:
+                        raise pluggy.PluginValidationError(plugin, f"{hook_name} may not be a hook wrapper")
+                    impl.function(*[{"register": register}[arg] for arg in impl.argnames])
             except (Exception, SystemExit) as exc:  # a raising hook is that plugin's error
                 self.fail(info, exc, f"{plugin_name}.{hook_name}")
                 continue  # what this call registered before raising is discarded
@@ -394,7 +408,7 @@ def load_registry(
     loader = _Loader(strict)
     builtin_info = PluginInfo(BUILTIN_DISTRIBUTION, __version__, entry_points=["mmlatent.builtin"])
     loader.registry.plugins.append(builtin_info)
-    loader.add_plugin(builtin_info, builtin, "mmlatent.builtin")
+    loader.add_plugin_safely(builtin_info, builtin, "mmlatent.builtin")
 
     if entry_points is None:
         entry_points = importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP)
@@ -431,7 +445,7 @@ def load_registry(
             except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() on import included
                 loader.fail(info, exc, f"entry point {ep.name} = {ep.value}")
                 continue
-            loader.add_plugin(info, plugin, f"{info.name}:{ep.name}")
+            loader.add_plugin_safely(info, plugin, f"{info.name}:{ep.name}")
     return loader.registry
 
 

@@ -308,3 +308,39 @@ def test_plugins_command_table_shows_errors(make_plugin, monkeypatch, capsys):
     assert out[3].split() == ["mmlatent-toy", "1.0", "toy", "toyset", "ok"]
     assert "  mmlatent-broken 0.0.1: RuntimeError: boom" in out
     assert any("MMLATENT_STRICT_PLUGINS=1" in line for line in out)
+
+
+def test_optional_hooks_of_newer_versions_are_tolerated(make_plugin):
+    source = GOOD + """
+@mmlatent.hookimpl(optionalhook=True)
+def register_samplers(register):
+    raise AssertionError("not a hook of this version: never called")
+"""
+    make_plugin("mmlatent-future", modules={"toy_future": source})
+    registry = load_registry(only=["mmlatent-future"])
+    assert info(registry, "mmlatent-future").error is None and registry.modality("toy")
+
+
+def test_plugin_objects_other_than_modules(make_plugin):
+    """An entry point may name an object; an unhashable one must not break the plugins after it."""
+    odd = """
+class Unhashable:
+    __hash__ = None
+
+    def __eq__(self, other):
+        return self is other
+
+    @mmlatent.hookimpl
+    def register_modalities(self, register):
+        register(kind("odd"))
+
+PLUGIN = Unhashable()
+"""
+    wrapper = "@mmlatent.hookimpl(wrapper=True)\ndef register_modalities(register):\n    yield\n"
+    make_plugin("mmlatent-aaa-odd", modules={"toy_odd": odd}, entry_points={"odd": "toy_odd:PLUGIN"})
+    make_plugin("mmlatent-bbb-wrapper", modules={"toy_wrapper": wrapper})
+    make_plugin("mmlatent-ccc", modules={"toy_good": GOOD})
+    registry = load_registry(only=["mmlatent-aaa-odd", "mmlatent-bbb-wrapper", "mmlatent-ccc"])
+    assert registry.provider_of_modality("odd").name == "mmlatent-aaa-odd"
+    assert "may not be a hook wrapper" in info(registry, "mmlatent-bbb-wrapper").error
+    assert info(registry, "mmlatent-ccc").error is None and registry.modality("toy")
