@@ -46,7 +46,7 @@ def site(tmp_path_factory) -> Path:
     target = root / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--disable-pip-version-check", "--target", str(target), str(example), str(broken)],
+         "--disable-pip-version-check", "--no-cache-dir", "--target", str(target), str(example), str(broken)],
         check=True, capture_output=True, text=True, timeout=300,
     )
     assert (target / "mmlatent_example" / "plugin.py").is_file()
