@@ -9,7 +9,7 @@
 - ``label``: the digit class.
 
 The digits are split first (stratified by class, ``test_size`` digits for test, ``val_fraction`` of
-the rest for ``val``), then paired inside each split like MNIST-SVHN: every gray digit appears in
+the rest for ``val``; ``val`` is empty when ``val_fraction`` is 0), then paired inside each split like MNIST-SVHN: every gray digit appears in
 ``k`` pairs (``k_test`` in val/test), each time with a different-digit, same-class colour rendering.
 Test digits never appear in train or val. Each digit has ``color_variants`` fixed colour renderings,
 drawn once from the seed: everything (split, renderings, pairs, captions) is a function of ``seed``.
@@ -171,8 +171,11 @@ def build_digits_pair(options: DigitsPairOptions, split: Literal["train", "val",
         raise ValueError(f"dataset 'digits_pair' has splits {', '.join(SPLITS)}, not {split!r}")
     images, labels = _load_digits()
     digits = split_digits(options)[split]
-    if len(digits) == 0:
-        raise ValueError("dataset 'digits_pair': the 'val' split is empty; set val_fraction > 0 to carve it from train")
+    fields = digits_pair_fields(options)
+    if len(digits) == 0:  # 'val' with val_fraction = 0: an empty split (every split of a spec gets built)
+        empty = np.zeros((0, options.size, options.size), np.uint8)
+        values = {"caption": []} if "caption" in fields else None
+        return IndexedArrays({"gray": (empty, []), "color": (empty[..., None], [])}, np.zeros(0, np.int64), values)
     gray, colour = render_digits(images, options, np.random.default_rng([options.seed, 1]))
     code = SPLITS.index(split)
     rng = np.random.default_rng([options.seed, 2, code])
