@@ -22,7 +22,7 @@ class TextClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
-        self.features = nn.Sequential(
+        self.convolutions = nn.Sequential(
             nn.Conv1d(embed_dim, channels, 3, padding=1),
             nn.GroupNorm(8, channels),
             nn.SiLU(),
@@ -32,10 +32,16 @@ class TextClassifier(nn.Module):
         )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, num_classes))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor) -> Tensor:
+        """Pooled features ``(B, C)`` of ids ``(B, L)`` (the classifier's penultimate activations,
+        used by the core for Frechet distances in classifier space)."""
         ids = x.long()
-        h = self.features(self.embedding(ids).transpose(1, 2))  # (B, C, L)
+        h = self.convolutions(self.embedding(ids).transpose(1, 2))  # (B, C, L)
         pad = (ids == PAD_ID).unsqueeze(1)  # (B, 1, L)
         all_pad = pad.all(dim=2, keepdim=True)  # an empty caption: pool over everything
         h = h.masked_fill(pad & ~all_pad, torch.finfo(h.dtype).min)
-        return self.head(h.amax(dim=2))
+        return h.amax(dim=2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Ids ``(B, L)`` -> logits ``(B, num_classes)``."""
+        return self.head(self.features(x))

@@ -110,6 +110,7 @@ def test_classifier_shapes_and_learns_digits(text, captions, one_thread):
     torch.manual_seed(0)
     classifier = text.build_classifier(10)
     assert tuple(classifier(x).shape) == (40, 10)
+    assert tuple(classifier.features(x).shape) == (40, 128)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=3e-3)
     for _ in range(25):
         loss = torch.nn.functional.cross_entropy(classifier(x), y)
@@ -121,3 +122,5 @@ def test_classifier_shapes_and_learns_digits(text, captions, one_thread):
         assert (classifier(x).argmax(1) == y).float().mean() >= 0.95
         empty = text.preprocess("").unsqueeze(0)
         assert torch.isfinite(classifier(empty)).all()
+        # features are the penultimate activations: the output layer applied to them gives the logits
+        assert torch.allclose(classifier.head(classifier.features(x)), classifier(x))
