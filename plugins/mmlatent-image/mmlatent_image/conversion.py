@@ -28,14 +28,15 @@ _LUMA = (0.299, 0.587, 0.114)
 
 def _pil_to_array(image: Any) -> np.ndarray:
     mode = image.mode
-    if mode in ("1", "L", "I", "I;16", "F"):
-        image = image.convert("L") if mode in ("1", "I", "I;16") else image
-    elif mode not in ("RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
-    array = np.array(image)
+    if mode.startswith("I;16") or mode == "I":  # 16-bit grey (PNG): uint16 read as 0..65535
+        return np.array(image).astype(np.uint16)
     if mode == "F":  # 32-bit float pixels: PIL's convention is 0..255
-        array = array / 255.0
-    return array
+        return np.array(image, dtype=np.float32) / 255.0
+    if mode == "1":
+        image = image.convert("L")
+    elif mode not in ("L", "RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
+    return np.array(image)
 
 
 def _scale_to_unit(x: Tensor) -> Tensor:

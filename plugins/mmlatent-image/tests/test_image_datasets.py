@@ -326,3 +326,26 @@ def test_autoencoder_learns_digits(one_thread, field, options, latent_dim, steps
     with torch.no_grad():
         after = float(ae.training_loss(probe))
     assert after < ratio * before, f"{field}: reconstruction loss {before:.2f} -> {after:.2f} in {steps} steps"
+
+
+def test_classifier_learns_digits(one_thread):
+    torch.manual_seed(0)
+    train, test = dataset("digits_pair", {"k": 1}, "train"), dataset("digits_pair", {"k": 1}, "test")
+    modality = get_registry().modality("image").build("gray", {"channels": 1, "size": 16}, 8)
+    x = modality.collate([modality.preprocess(train[i]["gray"]) for i in range(len(train))])
+    x_test = modality.collate([modality.preprocess(test[i]["gray"]) for i in range(len(test))])
+    y, y_test = torch.from_numpy(train.labels), torch.from_numpy(test.labels)
+    classifier = modality.build_classifier(10)
+    optimiser = torch.optim.Adam(classifier.parameters(), lr=1e-3)
+    for _epoch in range(2):
+        classifier.train()
+        order = torch.randperm(len(x))
+        for start in range(0, len(x), 64):
+            batch = order[start : start + 64]
+            optimiser.zero_grad()
+            torch.nn.functional.cross_entropy(classifier(x[batch]), y[batch]).backward()
+            optimiser.step()
+    classifier.eval()
+    with torch.no_grad():
+        accuracy = (classifier(x_test).argmax(1) == y_test).float().mean().item()
+    assert accuracy > 0.85, f"test accuracy {accuracy:.3f} after 2 epochs"

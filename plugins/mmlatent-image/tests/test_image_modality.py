@@ -83,6 +83,15 @@ def test_preprocess_converts_channels_and_size():
     assert build({"channels": 1, "size": 28}).preprocess(Image.new("L", (50, 40), 255)).shape == (1, 28, 28)
 
 
+def test_preprocess_reads_16_bit_and_binary_images():
+    deep = np.tile(np.array([[0, 65535], [32768, 65535]], np.uint16), (2, 2))
+    x = build({"channels": 1, "size": 4}).preprocess(Image.fromarray(deep))
+    assert torch.allclose(x[0], torch.from_numpy(deep.astype(np.float32) / 65535), atol=1e-6)
+    pattern = np.tile(np.array([[0, 255], [255, 0]], np.uint8), (2, 2))
+    binary = Image.fromarray(pattern).convert("1")
+    assert torch.equal(build({"channels": 1, "size": 4}).preprocess(binary)[0], torch.from_numpy(pattern / 255).float())
+
+
 def test_preprocess_float_values_are_clamped():
     x = build({"channels": 1, "size": 4}).preprocess(np.full((4, 4), 3.0, np.float64))
     assert x.max() == 1.0

@@ -175,7 +175,7 @@ def build_digits_pair(options: DigitsPairOptions, split: Literal["train", "val",
     if len(digits) == 0:  # 'val' with val_fraction = 0: an empty split (every split of a spec gets built)
         empty = np.zeros((0, options.size, options.size), np.uint8)
         values = {"caption": []} if "caption" in fields else None
-        return IndexedArrays({"gray": (empty, []), "color": (empty[..., None], [])}, np.zeros(0, np.int64), values)
+        return IndexedArrays({"gray": (empty, []), "color": (np.zeros((0, options.size, options.size, 3), np.uint8), [])}, np.zeros(0, np.int64), values)
     gray, colour = render_digits(images, options, np.random.default_rng([options.seed, 1]))
     code = SPLITS.index(split)
     rng = np.random.default_rng([options.seed, 2, code])
