@@ -25,11 +25,15 @@ class ImageClassifier(nn.Module):
                 layers.append(nn.MaxPool2d(2))
                 side //= 2
             previous = width
-        layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten()]
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Dropout(0.25), nn.Linear(previous * 4, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, num_classes))
+        layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Dropout(0.25), nn.Linear(previous * 4, 128), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(0.25), nn.Linear(128, num_classes))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor) -> Tensor:
+        """Penultimate activations ``(B, 128)`` (Frechet distances in the classifier's feature space)."""
         x = x - x.mean(dim=(1, 2, 3), keepdim=True)
         x = x / (x.std(dim=(1, 2, 3), keepdim=True) + 1e-3)
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))

@@ -181,8 +181,11 @@ def test_trivial_augment_changes_images_and_keeps_the_range():
 def test_classifier_shapes():
     for options in ({"channels": 1, "size": 16}, {"channels": 3, "size": 32, "arch": "conv"}, {"channels": 3, "size": 64, "arch": "resnet"}):
         modality = build(options)
-        classifier = modality.build_classifier(10)
-        assert classifier(torch.rand(2, *modality.item_shape)).shape == (2, 10)
+        classifier = modality.build_classifier(10).eval()
+        x = torch.rand(2, *modality.item_shape)
+        assert classifier(x).shape == (2, 10)
+        assert classifier.features(x).shape == (2, 128)
+        assert torch.allclose(classifier.head(classifier.features(x)), classifier(x))
 
 
 # ------------------------------------------------------------------------------------- files
