@@ -116,16 +116,23 @@ def _batches(size: int, batch_size: int):
         yield slice(start, min(start + batch_size, size))
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def _predict_logits(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
+    """Logits ``(N, C)`` on the CPU; batches run on the model's device."""
     model.eval()
-    return torch.cat([model(x[s]) for s in _batches(x.shape[0], batch_size)])
+    device = _device_of(model)
+    return torch.cat([model(x[s].to(device)).cpu() for s in _batches(x.shape[0], batch_size)])
 
 
 def classifier_accuracy(model: nn.Module, x: Tensor, labels: Tensor, batch_size: int = 512) -> float:
     """Fraction of items ``x`` (N, ...) whose predicted class equals ``labels`` (N,)."""
     predictions = _predict_logits(model, x, batch_size).argmax(dim=1)
-    return float((predictions == labels.to(predictions.device)).float().mean())
+    return float((predictions == labels.to(predictions.device)).double().mean())
 
 
 def train_classifier(
@@ -141,24 +148,27 @@ def train_classifier(
     from tqdm.auto import tqdm
 
     settings = settings or ClassifierSettings()
+    device = _device_of(model)
     generator = torch.Generator().manual_seed(settings.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     size = x.shape[0]
     steps_per_epoch = (size + settings.batch_size - 1) // settings.batch_size
-    bar = tqdm(total=settings.epochs * steps_per_epoch, desc=description, disable=not progress, leave=False)
+    bar = tqdm(total=settings.epochs * steps_per_epoch, desc=description, leave=False,
+               disable=None if progress else True)  # None: only on a terminal
     model.train()
     for _epoch in range(settings.epochs):
         order = torch.randperm(size, generator=generator)
         for batch in _batches(size, settings.batch_size):
             index = order[batch]
-            loss = nn.functional.cross_entropy(model(x[index]), labels[index])
+            logits = model(x[index].to(device))
+            loss = nn.functional.cross_entropy(logits, labels[index].to(device))
             if not torch.isfinite(loss):  # one sync per step: negligible beside a classifier step
                 raise EvaluationError(f"{description}: the training loss is {loss.item()}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             bar.update(1)
-            if progress and bar.n % 10 == 0:
+            if not bar.disable and bar.n % 10 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     model.eval()
@@ -184,9 +194,11 @@ class TrainedClassifier:
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features ``(N, F)`` (see :func:`classifier_features`)."""
         self.model.eval()
-        return torch.cat(
-            [classifier_features(self.model, x[s], self.num_classes) for s in _batches(x.shape[0], self.batch_size)]
-        )
+        device = _device_of(self.model)
+        return torch.cat([
+            classifier_features(self.model, x[s].to(device), self.num_classes).cpu()
+            for s in _batches(x.shape[0], self.batch_size)
+        ])
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -216,7 +228,7 @@ def _try_load(directory: Path, name: str, model: nn.Module, num_classes: int) ->
         if int(info.get("num_classes", -1)) != num_classes:
             print(f"classifier {name!r}: stored for {info.get('num_classes')} classes, not {num_classes}; training again")
             return None
-        load_model(model, str(weights), strict=True)
+        load_model(model, str(weights), strict=True, device=str(_device_of(model)))
     except Exception as error:  # a corrupt or mismatching cache is rebuilt, never trusted
         print(f"classifier {name!r}: cannot reuse {weights} ({type(error).__name__}: {error}); training again")
         return None
@@ -242,6 +254,7 @@ def load_or_train_classifiers(
     settings: ClassifierSettings | None = None,
     *,
     progress: bool = True,
+    device: str | torch.device | None = None,
 ) -> dict[str, TrainedClassifier]:
     """A classifier per modality of ``pipe.names`` that has one, trained once and kept in ``RUN/classifiers``.
 
@@ -249,7 +262,8 @@ def load_or_train_classifiers(
     ``train_data``: the collated training split, or a function returning it (called only when some
     classifier has to be trained). Test accuracy is measured on ``test_data`` after training and
     read back from the JSON file when a stored classifier is reused. ``run_dir=None`` trains
-    without storing.
+    without storing. ``device``: where the classifiers run (default: ``pipe.device`` or the CPU);
+    data stay on the CPU and move batch by batch.
     """
     settings = settings or ClassifierSettings()
     if "label" not in test_data:
@@ -280,6 +294,7 @@ def load_or_train_classifiers(
         model = pipe.modalities[name].build_classifier(num_classes)
         if model is None:
             continue
+        model = model.to(device or getattr(pipe, "device", None) or "cpu")
         info = None
         if directory is not None and not settings.retrain:
             info = _try_load(directory, name, model, num_classes)

@@ -284,7 +284,7 @@ class CoherenceEvaluator:
             total=total * (1 + len(self.subsets)),
             desc=f"evaluate {sampler or 'default'}" + (f"/{steps}" if steps else ""),
             unit="sample",
-            disable=not self.progress,
+            disable=None if self.progress else True,  # None: only on a terminal
             leave=False,
         )
         try:
@@ -298,12 +298,12 @@ class CoherenceEvaluator:
                 if not given:
                     if len(self.classifiers) >= 2:
                         predictions = torch.stack([c.predict(outputs[name]) for name, c in self.classifiers.items()])
-                        coherence["joint"] = float((predictions == predictions[:1]).all(dim=0).float().mean())
+                        coherence["joint"] = float((predictions == predictions[:1]).all(dim=0).double().mean())
                 else:
                     for target in targets:
                         if target in self.classifiers:
                             predicted = self.classifiers[target].predict(outputs[target])
-                            coherence[condition_key(given, target)] = float((predicted == labels).float().mean())
+                            coherence[condition_key(given, target)] = float((predicted == labels).double().mean())
                 self._quality(outputs, targets, given, fd, fid)
                 self._clip(outputs, given, clip_s)
                 samples[condition_label(given)] = self._keep(outputs)

@@ -249,7 +249,7 @@ def _format_value(key: str, value: Any, section: str) -> str:
     if section in ("coherence", "classifier_accuracy"):
         return f"{100.0 * value:.2f}%"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.3f}"
     return str(value)
 
 

@@ -71,7 +71,7 @@ def _percent(value: Any) -> str:
 
 
 def _number(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.4g}"
+    return "-" if value is None else f"{float(value):.3f}"
 
 
 def _metric_table(title: str, column: str, values: Mapping[str, Any], fmt) -> list[str]:
