@@ -29,7 +29,7 @@ class ImageOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    channels: Literal[1, 3, 4] = Field(1, description="Channels of the data space: 1 (grey), 3 (RGB) or 4 (RGBA).")
+    channels: int = Field(1, description="Channels of the data space: 1 (grey), 3 (RGB) or 4 (RGBA).")
     size: int = Field(28, ge=4, le=1024, description="Side of the square data-space images; inputs are resized to it.")
     arch: Literal["mlp", "conv", "resnet"] = Field(
         "mlp", description="Autoencoder: mlp (the paper's MNIST one), conv (SVHN), resnet (CUB 64x64)."
@@ -43,6 +43,13 @@ class ImageOptions(BaseModel):
         max_length=8,
         description="Channels of the stride-2 stages of conv/resnet (default 32-64-128 for conv, 32-64-128-256 for resnet).",
     )
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_count(cls, channels: int) -> int:
+        if channels not in (1, 3, 4):
+            raise ValueError(f"channels must be 1 (grey), 3 (RGB) or 4 (RGBA), got {channels}")
+        return channels
 
     @field_validator("hidden", "conv_channels")
     @classmethod

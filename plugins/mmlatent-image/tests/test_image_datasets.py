@@ -108,6 +108,26 @@ def test_mnist_svhn_missing_files_say_what_to_do(tmp_path):
         dataset("mnist_svhn", {"root": str(tmp_path)}, "train")
 
 
+def test_mnist_svhn_download_asks_torchvision_for_the_same_folder(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    def fake_mnist(root, train, download):  # what torchvision leaves behind after a download
+        calls.append(("MNIST", root, train, download))
+        write_mnist(tmp_path)
+
+    def fake_svhn(root, split, download):
+        calls.append(("SVHN", root, split, download))
+        write_svhn(tmp_path)
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", fake_mnist)
+    monkeypatch.setattr(torchvision.datasets, "SVHN", fake_svhn)
+    ds = dataset("mnist_svhn", {"root": str(tmp_path), "download": True, "k": 1}, "test")
+    assert calls == [("MNIST", str(tmp_path), False, True), ("SVHN", str(tmp_path), "test", True)]
+    assert len(ds) == 30
+
+
 # ---------------------------------------------------------------------------------- polymnist
 def test_polymnist_reads_the_folder_layout(tmp_path):
     labels = write_polymnist(tmp_path)

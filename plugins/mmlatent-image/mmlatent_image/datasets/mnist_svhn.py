@@ -84,11 +84,11 @@ def _find(candidates: list[Path]) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-def _download(options: MnistSvhnOptions, split: str) -> None:
+def _download(root: Path, split: str) -> None:
     from torchvision import datasets
 
-    datasets.MNIST(options.root, train=split == "train", download=True)
-    datasets.SVHN(options.root, split=split, download=True)
+    datasets.MNIST(str(root), train=split == "train", download=True)
+    datasets.SVHN(str(root), split=split, download=True)
 
 
 def load_mnist(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +126,7 @@ def build_mnist_svhn(options: MnistSvhnOptions, split: str) -> IndexedArrays:
         raise ValueError(f"dataset 'mnist_svhn' has splits 'train' and 'test', not {split!r}")
     root = Path(options.root).expanduser()
     if options.download:
-        _download(options, split)
+        _download(root, split)
     mnist, mnist_labels = load_mnist(root, split)
     svhn, svhn_labels = load_svhn(root, split)
     k = options.k if split == "train" or options.k_test is None else options.k_test
