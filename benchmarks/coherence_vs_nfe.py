@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'-' if joint is None else f'{100 * joint:.2f}%'}  {row['seconds']:.1f} s", file=sys.stderr)
     fast = {row["sampler"] for row in rows if not row["repaint"] and row["nfe"] <= FAST_NFE}
     plot_path = plot(rows, Path(args.plot) if args.plot else run / "coherence_vs_nfe.png",
-                     f"{run.name}: coherence vs NFE ({rows and evaluator.items['label'].shape[0]} test items, "
+                     f"{run.name}: coherence vs NFE ({evaluator.items['label'].shape[0]} test items, "
                      f"{args.seeds} seed{'s' if args.seeds > 1 else ''})")
     print(table(rows))
     print(f"plot: {plot_path}; samplers with a point at <= {FAST_NFE} NFE: {', '.join(sorted(fast))}; "

@@ -290,20 +290,22 @@ def load_or_train_classifiers(
 
     result: dict[str, TrainedClassifier] = {}
     for name in pipe.names:
-        torch.manual_seed(settings.seed)
-        model = pipe.modalities[name].build_classifier(num_classes)
-        if model is None:
-            continue
-        model = model.to(device or getattr(pipe, "device", None) or "cpu")
-        info = None
-        if directory is not None and not settings.retrain:
-            info = _try_load(directory, name, model, num_classes)
-        if info is not None:
-            result[name] = TrainedClassifier(name, model, num_classes, info.get("accuracy"), trained_now=False)
-            continue
-        train = training_split()
-        started = time.perf_counter()
-        train_classifier(model, train[name], train["label"], settings, progress=progress, description=f"classifier {name}")
+        with torch.random.fork_rng():  # seeded initialisation and dropout, without touching the caller's RNG
+            torch.manual_seed(settings.seed)
+            model = pipe.modalities[name].build_classifier(num_classes)
+            if model is None:
+                continue
+            model = model.to(device or getattr(pipe, "device", None) or "cpu")
+            info = None
+            if directory is not None and not settings.retrain:
+                info = _try_load(directory, name, model, num_classes)
+            if info is not None:
+                result[name] = TrainedClassifier(name, model, num_classes, info.get("accuracy"), trained_now=False)
+                continue
+            train = training_split()
+            started = time.perf_counter()
+            train_classifier(model, train[name], train["label"], settings, progress=progress,
+                             description=f"classifier {name}")
         accuracy = classifier_accuracy(model, test_data[name], test_data["label"])
         classifier = TrainedClassifier(name, model, num_classes, accuracy, trained_now=True)
         if directory is not None:

@@ -14,8 +14,10 @@ all classifiers agree. It needs at least two modalities with classifiers.
 the Frechet distance between the classifier features (penultimate layer, see
 :func:`mmlatent.evaluation.classifiers.classifier_features`) of the generated samples and of the
 whole real test split. Keys ``"joint:<name>"`` and ``"<A>-><t>"``. With a local Inception-v3 the
-same keys are computed as FID for image modalities (``fid``), and with a local CLIP model CLIP-S of
-image-caption pairs (``clip_s``; see :func:`clip_key`).
+same keys are computed as FID for image modalities (``fid``: floating batches ``(B, 1 or 3, H, W)``),
+and with a local CLIP model CLIP-S of image-caption pairs (``clip_s``; text modalities are those whose
+``to_values`` gives strings; keys in :func:`clip_key`, plus ``"real"``: the CLIP-S of the real test
+pairs, the reference to compare with).
 
 **Which conditions.** For M <= ``max_all_subsets`` modalities (default 6: 62 subsets) every
 non-empty proper subset is evaluated. Above that the power set is never enumerated: the M
@@ -189,6 +191,12 @@ class CoherenceEvaluator:
         self.clip_scorer = clip_scorer
         text_names = [name for name in self.names if self._is_text(name)]
         self.clip_pairs = [(image, text) for image in self.image_names for text in text_names] if clip_scorer else []
+        # CLIP-S of the real test pairs: the reference the generated pairs are compared with
+        self.real_clip_s: dict[str, float] = {}
+        for image, text in self.clip_pairs:
+            key = "real" if len(self.clip_pairs) == 1 else f"real:{image}+{text}"
+            captions = self.pipe.modalities[text].to_values(self.items[text])
+            self.real_clip_s[key] = clip_scorer.score(self.items[image], captions, self._value_range(image))
         self.setup_seconds = time.perf_counter() - started
 
     # ------------------------------------------------------------------------------- helpers
@@ -275,7 +283,7 @@ class CoherenceEvaluator:
         coherence: dict[str, float] = {}
         fd: dict[str, float] = {}
         fid: dict[str, float] = {}
-        clip_s: dict[str, float] = {}
+        clip_s: dict[str, float] = dict(self.real_clip_s)
         samples: dict[str, dict[str, Tensor]] = {}
         nfes: list[int] = []
         generation = 0.0

@@ -168,7 +168,7 @@ def metrics_record(
             "limit": limit,
             "num_items": result.num_items,
             "guidance": guidance or None,
-            "conditions": "all" if len(evaluator.names) <= MAX_ALL_SUBSETS else "single+leave-one-out",
+            "conditions": "all" if len(evaluator.subsets) == 2 ** len(evaluator.names) - 2 else "single+leave-one-out",
         }
     )
     return record

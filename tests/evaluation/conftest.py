@@ -29,22 +29,24 @@ DIM = 4
 class FakeVectorModality(Modality):
     """A vector modality with an MLP classifier and a PNG renderer."""
 
+    shape = (DIM,)
+
     def preprocess(self, value):
-        return torch.as_tensor(value, dtype=torch.float32)
+        return torch.as_tensor(value, dtype=torch.float32).reshape(self.shape)
 
     @property
     def item_shape(self):
-        return (DIM,)
+        return self.shape
 
     def build_classifier(self, num_classes):
-        return nn.Sequential(nn.Linear(DIM, 16), nn.ReLU(), nn.Linear(16, num_classes))
+        return nn.Sequential(nn.Flatten(1), nn.Linear(DIM, 16), nn.ReLU(), nn.Linear(16, num_classes))
 
     def render(self, batch, path):
         from matplotlib import image
 
         out = Path(path).with_suffix(".png")
         out.parent.mkdir(parents=True, exist_ok=True)
-        x = batch.detach().float()
+        x = batch.detach().float().flatten(1)
         x = (x - x.min()) / (x.max() - x.min() + 1e-8)
         image.imsave(out, x.numpy(), cmap="gray")
         return [out]
@@ -55,22 +57,42 @@ class NoClassifierModality(FakeVectorModality):
         return None
 
 
+class FakeImageModality(FakeVectorModality):
+    """The same 4 values as a 1 x 2 x 2 image (for the FID and CLIP-S code paths)."""
+
+    shape = (1, 2, 2)
+
+
+class FakeTextModality(FakeVectorModality):
+    """Vectors that read as captions naming their nearest prototype (for CLIP-S)."""
+
+    prototypes = None
+
+    def to_values(self, batch):
+        nearest = torch.cdist(batch.float().flatten(1), self.prototypes).argmin(dim=1)
+        return [f"class {int(k)}" for k in nearest]
+
+
 class FakePipeline:
     """Documented pipeline API over synthetic labelled vectors."""
 
     NUM_CLASSES = NUM_CLASSES
 
     def __init__(self, names=("a", "b"), mode="perfect", n_train=400, n_test=200, seed=0,
-                 no_classifier=(), nfe_per_step=1):
+                 no_classifier=(), nfe_per_step=1, image=(), text=()):
         self.names = list(names)
         self.mode = mode
         rng = np.random.default_rng(seed)
         self.prototypes = {name: torch.tensor(rng.normal(0, 3, size=(NUM_CLASSES, DIM)), dtype=torch.float32)
                            for name in self.names}
-        self.modalities = {
-            name: (NoClassifierModality if name in no_classifier else FakeVectorModality)(name, None, DIM)
-            for name in self.names
-        }
+        def kind(name):
+            if name in no_classifier:
+                return NoClassifierModality
+            return FakeImageModality if name in image else FakeTextModality if name in text else FakeVectorModality
+
+        self.modalities = {name: kind(name)(name, None, DIM) for name in self.names}
+        for name in text:
+            self.modalities[name].prototypes = self.prototypes[name]
         self.splits = {"train": self._items(rng, n_train), "test": self._items(rng, n_test)}
         self.recipe = SimpleNamespace(
             name="fake",
@@ -96,14 +118,15 @@ class FakePipeline:
         return self.splits[split]
 
     def collate(self, items):
-        batch = {name: torch.stack([torch.as_tensor(item[name]) for item in items]) for name in self.names}
+        batch = {name: torch.stack([self.modalities[name].preprocess(item[name]) for item in items])
+                 for name in self.names}
         if all("label" in item for item in items):
             batch["label"] = torch.tensor([item["label"] for item in items])
         return batch
 
     def _infer_labels(self, given):
         name = next(iter(given))
-        distances = torch.cdist(given[name].float(), self.prototypes[name])
+        distances = torch.cdist(given[name].float().flatten(1), self.prototypes[name])
         return distances.argmin(dim=1)
 
     def generate(self, n=None, given=None, sampler=None, steps=None, seed=0, guidance=None):
@@ -125,7 +148,7 @@ class FakePipeline:
             elif self.mode == "collapsed":
                 labels = torch.zeros(n, dtype=torch.long)
             noise = 0.3 * torch.randn(n, DIM, generator=generator)
-            out[name] = self.prototypes[name][labels] + noise
+            out[name] = (self.prototypes[name][labels] + noise).reshape(n, *self.modalities[name].shape)
         self.last_nfe = (steps or self.recipe.sampling.steps) * self.nfe_per_step
         return out
 

@@ -136,3 +136,42 @@ def test_bad_pipeline_outputs_are_reported(fake_pipeline):
     pipe.generate = lambda **kwargs: {"a": torch.zeros(kwargs["n"], 4)}
     with pytest.raises(EvaluationError, match="no output for b"):
         evaluator.run()
+
+
+class _TinyExtractor(torch.nn.Module):
+    input_size = 8
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 5, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3))
+
+
+class _StubClipScorer:
+    """Scores 1 for a caption naming the class the image was generated from, else 0."""
+
+    def __init__(self, prototypes):
+        self.prototypes = prototypes
+        self.calls = []
+
+    def score(self, images, captions, value_range=(0.0, 1.0)):
+        self.calls.append(images.shape[0])
+        nearest = torch.cdist(images.flatten(1), self.prototypes).argmin(dim=1)
+        return sum(c == f"class {int(k)}" for c, k in zip(captions, nearest)) / len(captions)
+
+
+def test_fid_and_clip_s_per_condition(fake_pipeline):
+    pipe = fake_pipeline(image=("a",), text=("b",), n_test=60)
+    scorer = _StubClipScorer(pipe.prototypes["a"])
+    result = _evaluator(pipe, image_features=_TinyExtractor(), clip_scorer=scorer).run()
+    assert set(result.fid) == {"joint:a", "b->a"}  # only the image modality
+    assert all(value >= 0 for value in result.fid.values())
+    assert set(result.clip_s) == {"real", "joint", "a->b", "b->a"}
+    # captions name the class index of the text prototypes, images the class of the image prototypes:
+    # the perfect fake keeps the classes aligned, so CLIP-S equals that of the real pairs
+    assert result.clip_s["joint"] == result.clip_s["a->b"] == result.clip_s["b->a"] == result.clip_s["real"]
+    assert set(result.coherence) == {"joint", "a->b", "b->a"}
+    assert all(value == 1.0 for value in result.coherence.values())
