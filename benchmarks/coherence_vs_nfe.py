@@ -54,7 +54,8 @@ FAST_NFE = 24
 
 def configurations(samplers: list[str], quick: bool) -> list[tuple[str, int]]:
     table = QUICK_STEPS if quick else DEFAULT_STEPS
-    order = [name for name in DEFAULT_STEPS if name in samplers] + [name for name in samplers if name not in DEFAULT_STEPS]
+    known = [name for name in DEFAULT_STEPS if name in samplers]
+    order = known + [name for name in samplers if name not in DEFAULT_STEPS]
     return [(name, steps) for name in order for steps in table.get(name, OTHER_STEPS)]
 
 

@@ -64,7 +64,8 @@ class ClassifierSettings:
             return values
         if hasattr(values, "model_dump"):
             values = values.model_dump()
-        known = {key: value for key, value in dict(values).items() if key in cls.__dataclass_fields__ and value is not None}
+        fields = cls.__dataclass_fields__
+        known = {key: value for key, value in dict(values).items() if key in fields and value is not None}
         return cls(**known)
 
 
@@ -226,7 +227,8 @@ def _try_load(directory: Path, name: str, model: nn.Module, num_classes: int) ->
     try:
         info = json.loads(info_path.read_text())
         if int(info.get("num_classes", -1)) != num_classes:
-            print(f"classifier {name!r}: stored for {info.get('num_classes')} classes, not {num_classes}; training again")
+            print(f"classifier {name!r}: stored for {info.get('num_classes')} classes, not {num_classes}; "
+                  "training again")
             return None
         load_model(model, str(weights), strict=True, device=str(_device_of(model)))
     except Exception as error:  # a corrupt or mismatching cache is rebuilt, never trusted

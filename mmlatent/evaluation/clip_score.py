@@ -37,7 +37,9 @@ CLIP_S_WEIGHT = 2.5
 def clip_s_from_embeddings(image_embeddings: Tensor, text_embeddings: Tensor, weight: float = CLIP_S_WEIGHT) -> Tensor:
     """Per-pair CLIP-S ``(B,)`` = ``weight * max(cos, 0)`` of embeddings ``(B, E)`` (any norm)."""
     if image_embeddings.shape != text_embeddings.shape:
-        raise ValueError(f"embeddings differ in shape: {tuple(image_embeddings.shape)} and {tuple(text_embeddings.shape)}")
+        raise ValueError(
+            f"embeddings differ in shape: {tuple(image_embeddings.shape)} and {tuple(text_embeddings.shape)}"
+        )
     cosine = nn.functional.cosine_similarity(image_embeddings.double(), text_embeddings.double(), dim=-1)
     return weight * cosine.clamp(min=0.0)
 
@@ -95,7 +97,9 @@ class ClipScorer:
             model = CLIPModel.from_pretrained(str(directory), local_files_only=True)
             processor = AutoProcessor.from_pretrained(str(directory), local_files_only=True)
         except Exception as error:
-            raise EvaluationError(f"cannot load a CLIP model from {directory}: {type(error).__name__}: {error}") from error
+            raise EvaluationError(
+                f"cannot load a CLIP model from {directory}: {type(error).__name__}: {error}"
+            ) from error
         image_processor = processor.image_processor
         vision_size = int(model.config.vision_config.image_size)
         size = _size_value(getattr(image_processor, "size", None), "shortest_edge", vision_size)
@@ -161,7 +165,9 @@ class ClipScorer:
         return torch.cat(chunks)
 
     # ---------------------------------------------------------------------------------- scores
-    def pair_scores(self, images: Tensor, texts: Sequence[str], value_range: tuple[float, float] = (0.0, 1.0)) -> Tensor:
+    def pair_scores(
+        self, images: Tensor, texts: Sequence[str], value_range: tuple[float, float] = (0.0, 1.0)
+    ) -> Tensor:
         """Per-pair CLIP-S ``(B,)`` of images ``(B, C, H, W)`` and ``B`` captions."""
         if images.shape[0] != len(texts):
             raise ValueError(f"{images.shape[0]} images but {len(texts)} captions")

@@ -178,7 +178,8 @@ class CoherenceEvaluator:
         self.progress = progress
         started = time.perf_counter()
         self.real_features: dict[str, GaussianStatistics] = {
-            name: gaussian_statistics(classifier.features(test_data[name])) for name, classifier in self.classifiers.items()
+            name: gaussian_statistics(classifier.features(test_data[name]))
+            for name, classifier in self.classifiers.items()
         }
         self.image_features = image_features
         self.image_names = [name for name in self.names if is_image_batch(test_data[name])]
@@ -235,7 +236,9 @@ class CoherenceEvaluator:
             for name in self.names:
                 value = outputs[name]
                 if value.shape[0] != stop - start:
-                    raise EvaluationError(f"pipe.generate returned {value.shape[0]} items of {name!r}, expected {stop - start}")
+                    raise EvaluationError(
+                        f"pipe.generate returned {value.shape[0]} items of {name!r}, expected {stop - start}"
+                    )
                 chunks[name].append(value.detach().cpu())
             nfe = getattr(self.pipe, "last_nfe", None)
             if nfe is not None:
@@ -253,7 +256,9 @@ class CoherenceEvaluator:
                 generated = self.classifiers[target].features(outputs[target])
                 fd[key] = frechet_distance_from_features(self.real_features[target], generated)
             if target in self.real_inception and num_items(self.items) >= 2:
-                generated = inception_features(self.image_features, outputs[target], value_range=self._value_range(target))
+                generated = inception_features(
+                    self.image_features, outputs[target], value_range=self._value_range(target)
+                )
                 fid[key] = frechet_distance_from_features(self.real_inception[target], generated)
 
     def _clip(self, outputs: dict[str, Tensor], given: tuple[str, ...], clip_s: dict[str, float]) -> None:

@@ -117,7 +117,8 @@ def frechet_distance(
     if s1.shape != s2.shape or s1.shape != (mu1.shape[0], mu1.shape[0]):
         raise ValueError(f"covariances {s1.shape} and {s2.shape} do not match means of size {mu1.shape[0]}")
     diff = mu1 - mu2
-    value = float(diff @ diff) + float(np.trace(s1)) + float(np.trace(s2)) - 2.0 * _trace_sqrt_product(s1, s2, method, eps)
+    trace_root = _trace_sqrt_product(s1, s2, method, eps)
+    value = float(diff @ diff) + float(np.trace(s1)) + float(np.trace(s2)) - 2.0 * trace_root
     return max(value, 0.0)
 
 

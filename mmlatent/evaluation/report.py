@@ -114,7 +114,8 @@ def write_report(
         title = "Joint generation" if label == "joint" else f"Given {', '.join(given)}"
         header = [f"{name} (given)" if name in given else name for name in names if name in per_modality]
         lines += [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines.append("| " + " | ".join(_cell(per_modality[name], root, name) for name in names if name in per_modality) + " |")
+        cells = [_cell(per_modality[name], root, name) for name in names if name in per_modality]
+        lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         for name in names:
             if name in per_modality and name not in given:
