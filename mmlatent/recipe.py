@@ -167,15 +167,6 @@ class Recipe(_Strict):
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
-    @model_validator(mode="after")
-    def _conditioning_needs_two(self) -> Recipe:
-        if len(self.modalities) == 1 and self.diffusion.d > 0:
-            raise ValueError("diffusion.d must be 0 with a single modality (nothing to condition on)")
-        for name in self.modalities:
-            if name == "label" or "+" in name or "->" in name or ":" in name or "=" in name:
-                raise ValueError(f"modality name {name!r} is reserved or contains one of '+', '->', ':', '='")
-        return self
-
     def field_of(self, name: str) -> str:
         """The dataset field that feeds modality ``name``."""
         return self.modalities[name].field or name
@@ -252,28 +243,39 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> tuple[dict
 
 
 # -------------------------------------------------------------------------------------- loading
+def _semantic_errors(recipe: Recipe) -> list[tuple[str, str]]:
+    """Problems that involve several sections (reported with the path to change)."""
+    errors = []
+    if len(recipe.modalities) == 1 and recipe.diffusion.d > 0:
+        errors.append(("diffusion.d", f"must be 0 with a single modality: nothing to condition on "
+                                      f"(got {recipe.diffusion.d})"))
+    for name in recipe.modalities:
+        if name == "label" or any(mark in name for mark in ("+", "->", ":", "=", ",")):
+            errors.append((f"modalities.{name}", "this modality name is reserved or contains one of "
+                                                 "'+', '->', ':', '=', ','"))
+    return errors
+
+
 def _plugin_errors(recipe: Recipe) -> list[tuple[str, str]]:
     """Validate kinds, datasets and their options against the installed plugins (in place)."""
-    from mmlatent.plugins import get_registry
+    from mmlatent.plugins import PluginLookupError, get_registry
 
     registry = get_registry()
     errors: list[tuple[str, str]] = []
     for name, modality in recipe.modalities.items():
-        spec = registry.modalities.get(modality.kind)
-        if spec is None:
-            installed = ", ".join(sorted(registry.modalities)) or "none"
-            errors.append((f"modalities.{name}.kind",
-                           f"no installed plugin provides {modality.kind!r} (installed: {installed})"))
+        try:
+            spec = registry.modality(modality.kind)
+        except PluginLookupError as error:
+            errors.append((f"modalities.{name}.kind", str(error)))
             continue
         try:
             modality.options = spec.options.model_validate(modality.options).model_dump(mode="json")
         except ValidationError as error:
             errors += _pydantic_errors(error, f"modalities.{name}.options")
-    dataset = registry.datasets.get(recipe.data.dataset)
-    if dataset is None:
-        installed = ", ".join(sorted(registry.datasets)) or "none"
-        errors.append(("data.dataset", f"no installed plugin provides dataset {recipe.data.dataset!r} "
-                                       f"(installed: {installed})"))
+    try:
+        dataset = registry.dataset(recipe.data.dataset)
+    except PluginLookupError as error:
+        errors.append(("data.dataset", str(error)))
         return errors
     try:
         options = dataset.options.model_validate(recipe.data.options)
@@ -305,10 +307,11 @@ def parse_recipe(raw: Any, source: str = "<recipe>", overrides: Iterable[str] = 
         recipe = Recipe.model_validate(raw)
     except ValidationError as error:
         raise RecipeError(source, _pydantic_errors(error)) from None
+    errors = _semantic_errors(recipe)
     if check_plugins:
-        errors = _plugin_errors(recipe)
-        if errors:
-            raise RecipeError(source, errors)
+        errors += _plugin_errors(recipe)
+    if errors:
+        raise RecipeError(source, errors)
     return recipe
 
 

@@ -448,8 +448,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = Path(args.output or Path("runs") / recipe.name)
     from accelerate import Accelerator
 
-    accelerator = Accelerator()
-    if run_dir.exists() and any(run_dir.iterdir()) and not (args.resume or args.overwrite):
+    # Without CUDA, Accelerate only detects a torchrun/accelerate multi-process launch when told
+    # to run on the CPU (then it uses gloo); with one process this changes nothing.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    occupied = run_dir.exists() and any(run_dir.iterdir())
+    accelerator.wait_for_everyone()  # every process looks before any process writes
+    if occupied and not (args.resume or args.overwrite):
         if accelerator.is_main_process:
             print(f"run directory {run_dir} already exists: pass --resume to continue it "
                   "or --overwrite to start again", file=sys.stderr)

@@ -139,7 +139,7 @@ def test_plugin_option_defaults_are_resolved(gaussian_data, write_recipe):
 
 def test_cli_subprocess_prints_no_traceback(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("name: x\ndata: {dataset: tensors}\nmodalities: {a: {kind: audio, latent_dim: 2}}\n")
+    path.write_text("name: x\ndata: {dataset: tensors}\nmodalities: {a: {kind: audio, latent_dim: 2}, b: {kind: vector, latent_dim: 2}}\n")
     proc = subprocess.run([sys.executable, "-m", "mmlatent", "validate", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "modalities.a.kind" in proc.stderr
