@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samplers", nargs="+", default=None, help="only these samplers (names of SAMPLERS)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--plot", default=None, help="PNG path (default RUN/coherence_vs_nfe.png)")
+    parser.add_argument("--device", default="cpu", help="torch device of the pipeline and classifiers")
     args = parser.parse_args(argv)
 
     from mmlatent.diffusion.sampling import SAMPLERS
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown sampler(s) {unknown}; available: {sorted(SAMPLERS)}", file=sys.stderr)
         return 2
-    pipe = MLDPipeline.load(run)
+    pipe = MLDPipeline.load(run, device=args.device)
     started = time.perf_counter()
     evaluator, setup = build_evaluator(pipe, run, limit=args.limit, batch_size=args.batch_size, progress=False)
     print(f"{len(evaluator.names)} modalities, {len(evaluator.subsets)} conditions, "

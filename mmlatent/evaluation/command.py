@@ -195,11 +195,12 @@ def evaluate_run(
     inception_weights: str | Path | None = None,
     clip_model: str | Path | None = None,
     progress: bool = True,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run; returns the ``metrics.json`` object (and writes it, the samples and the report).
 
     ``pipeline``: an already loaded ``MLDPipeline`` (or an object with its API); loaded from
-    ``run_dir`` when None. ``limit`` defaults to the recipe's ``evaluation.limit``. Raises
+    ``run_dir`` (on ``device``, default the CPU) when None. ``limit`` defaults to the recipe's ``evaluation.limit``. Raises
     :class:`EvaluationError` when the run cannot be evaluated (no labels, no classifier, ...).
     """
     started = time.perf_counter()
@@ -207,7 +208,7 @@ def evaluate_run(
     if pipeline is None:
         from mmlatent.pipeline import MLDPipeline
 
-        pipeline = MLDPipeline.load(run_dir)
+        pipeline = MLDPipeline.load(run_dir, device=device or "cpu")
     if limit is None:
         limit = getattr(_recipe_evaluation(pipeline), "limit", None)
     evaluator, timings = build_evaluator(
