@@ -45,20 +45,25 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """``data:`` which dataset (a registered name), its options, and the default batch size."""
 
-    dataset: str = Field(min_length=1)
-    options: dict[str, Any] = Field(default_factory=dict)
-    batch_size: int = Field(default=128, gt=0)
-    num_workers: int = Field(default=0, ge=0)
+    dataset: str = Field(min_length=1, description="name of a dataset registered by an installed plugin "
+                                                   "(`mmlatent plugins` lists them)")
+    options: dict[str, Any] = Field(default_factory=dict, description="the dataset's options, validated by its "
+                                                                    "plugin (see the plugin's README)")
+    batch_size: int = Field(default=128, gt=0, description="batch size of both stages unless "
+                                                           "`modalities.<name>.train.batch_size` or "
+                                                           "`diffusion.train.batch_size` is set")
+    num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes for reading the dataset")
 
 
 class AutoencoderTrain(_Strict):
     """``modalities.<name>.train:`` stage-1 training of that modality's autoencoder."""
 
-    epochs: int | None = Field(default=None, gt=0)
-    steps: int | None = Field(default=None, gt=0)
-    lr: float = Field(default=1e-3, gt=0)
-    batch_size: int | None = Field(default=None, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
+    epochs: int | None = Field(default=None, gt=0, description="passes over the training split; give "
+                                                              "`epochs` or `steps`, not both (neither: 20 epochs)")
+    steps: int | None = Field(default=None, gt=0, description="optimiser steps, instead of `epochs`")
+    lr: float = Field(default=1e-3, gt=0, description="Adam learning rate")
+    batch_size: int | None = Field(default=None, gt=0, description="global batch size; null: `data.batch_size`")
+    weight_decay: float = Field(default=0.0, ge=0, description="Adam weight decay")
 
     @model_validator(mode="after")
     def _one_length(self) -> AutoencoderTrain:
@@ -72,19 +77,22 @@ class AutoencoderTrain(_Strict):
 class ModalityConfig(_Strict):
     """``modalities.<name>:`` one modality: plugin kind, latent size, plugin options, stage-1 training."""
 
-    kind: str = Field(min_length=1)
-    latent_dim: int = Field(gt=0)
+    kind: str = Field(min_length=1, description="modality kind registered by an installed plugin "
+                                                "(e.g. `image`, `text`, `vector`)")
+    latent_dim: int = Field(gt=0, description="size of this modality's latent (the autoencoder's bottleneck)")
     field: str | None = Field(default=None, description="dataset field; defaults to the modality name")
-    options: dict[str, Any] = Field(default_factory=dict)
-    train: AutoencoderTrain = Field(default_factory=AutoencoderTrain)
+    options: dict[str, Any] = Field(default_factory=dict, description="the kind's options, validated by its "
+                                                                    "plugin (see the plugin's README)")
+    train: AutoencoderTrain = Field(default_factory=AutoencoderTrain,
+                                    description="stage-1 training of this modality's autoencoder")
 
 
 class SDEConfig(_Strict):
     """``diffusion.sde:`` the VP-SDE, beta(t) = beta_min + t (beta_max - beta_min) on [0, T]."""
 
-    beta_min: float = Field(default=0.1, gt=0)
-    beta_max: float = Field(default=20.0, gt=0)
-    T: float = Field(default=1.0, gt=0)
+    beta_min: float = Field(default=0.1, gt=0, description="beta(0)")
+    beta_max: float = Field(default=20.0, gt=0, description="beta(1); must be greater than `beta_min`")
+    T: float = Field(default=1.0, gt=0, description="end time of the diffusion")
 
     @model_validator(mode="after")
     def _ordered(self) -> SDEConfig:
@@ -96,25 +104,31 @@ class SDEConfig(_Strict):
 class ScoreNetConfig(_Strict):
     """``diffusion.score_net:`` residual MLP sizes."""
 
-    width: int = Field(default=512, gt=0)
-    blocks: int = Field(default=2, gt=0)
-    time_embed: int = Field(default=256, gt=0)
+    width: int = Field(default=512, gt=0, description="hidden width of the residual MLP blocks")
+    blocks: int = Field(default=2, gt=0, description="number of residual blocks")
+    time_embed: int = Field(default=256, gt=0, description="size of the embedding of the multi-time vector tau")
 
 
 class DiffusionTrain(_Strict):
     """``diffusion.train:`` stage-2 training of the score network on the cached latents."""
 
-    epochs: int | None = Field(default=None, gt=0)
-    steps: int | None = Field(default=None, gt=0)
-    lr: float = Field(default=1e-4, gt=0)
-    batch_size: int | None = Field(default=None, gt=0)
-    ema: float = Field(default=0.999, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0)
+    epochs: int | None = Field(default=None, gt=0, description="passes over the cached training latents; give "
+                                                              "`epochs` or `steps`, not both (neither: 50 epochs)")
+    steps: int | None = Field(default=None, gt=0, description="optimiser steps, instead of `epochs`")
+    lr: float = Field(default=1e-4, gt=0, description="Adam learning rate")
+    batch_size: int | None = Field(default=None, gt=0, description="global batch size (divisible by the number "
+                                                                   "of processes); null: `data.batch_size`")
+    ema: float = Field(default=0.999, ge=0, lt=1, description="decay of the EMA of the weights (the EMA "
+                                                              "network is saved and used for sampling)")
+    weight_decay: float = Field(default=0.0, ge=0, description="Adam weight decay")
     eps: float = Field(default=1e-3, gt=0, lt=1, description="smallest diffusion time t ~ U(eps, T)")
-    grad_clip: float | None = Field(default=1.0, gt=0)
-    warmup_steps: int = Field(default=0, ge=0)
-    checkpoint_every: int = Field(default=1000, gt=0)
-    log_every: int = Field(default=50, gt=0)
+    grad_clip: float | None = Field(default=1.0, gt=0, description="clip the gradient norm to this value; "
+                                                                  "null: no clipping")
+    warmup_steps: int = Field(default=0, ge=0, description="linear learning-rate warm-up over this many steps")
+    checkpoint_every: int = Field(default=1000, gt=0, description="write a resume checkpoint every this many "
+                                                                 "steps (also used by stage 1)")
+    log_every: int = Field(default=50, gt=0, description="record the loss in history.json and the curves every "
+                                                         "this many steps (both stages)")
 
     @model_validator(mode="after")
     def _one_length(self) -> DiffusionTrain:
@@ -128,44 +142,57 @@ class DiffusionTrain(_Strict):
 class DiffusionConfig(_Strict):
     """``diffusion:`` the masked multi-time diffusion model over the concatenated latents."""
 
-    sde: SDEConfig = Field(default_factory=SDEConfig)
+    sde: SDEConfig = Field(default_factory=SDEConfig, description="the VP-SDE")
     d: float = Field(default=0.5, ge=0, le=1, description="probability of a conditional training step")
-    subset_sampling: Literal["per_sample", "per_batch"] = "per_sample"
-    score_net: ScoreNetConfig = Field(default_factory=ScoreNetConfig)
-    train: DiffusionTrain = Field(default_factory=DiffusionTrain)
+    subset_sampling: Literal["per_sample", "per_batch"] = Field(
+        default="per_sample", description="draw the conditioning subset per sample (lower variance) or once "
+                                          "per batch")
+    score_net: ScoreNetConfig = Field(default_factory=ScoreNetConfig, description="score network sizes")
+    train: DiffusionTrain = Field(default_factory=DiffusionTrain, description="stage-2 training")
 
 
 class SamplingConfig(_Strict):
     """``sampling:`` the default sampler of the run (``mmlatent sample``/``evaluate`` can override)."""
 
-    sampler: str = "heun"
-    steps: int | None = Field(default=10, gt=0)
-    options: dict[str, Any] = Field(default_factory=dict)
-    guidance: dict[str, float] = Field(default_factory=dict)
-    denoise_final: bool = False
+    sampler: str = Field(default="heun", description="a sampler name: euler_maruyama, repaint, euler, heun, "
+                                                     "ddim, dpm_solver++ (mmlatent/diffusion/sampling.py)")
+    steps: int | None = Field(default=10, gt=0, description="time-grid steps; null: the sampler's default")
+    options: dict[str, Any] = Field(default_factory=dict, description="the sampler's keyword options, e.g. "
+                                                                    "`{eta: 1.0}` for ddim; `jump_length`, "
+                                                                    "`resamplings`, `renoise` for repaint")
+    guidance: dict[str, float] = Field(default_factory=dict, description="guidance weight per given modality "
+                                                                       "name, handed to the sampler as its "
+                                                                       "`guidance` option")
+    denoise_final: bool = Field(default=False, description="finish with one denoising step at the last grid "
+                                                           "time (one more NFE)")
 
 
 class EvaluationConfig(_Strict):
     """``evaluation:`` what runs after training (when the dataset has labels)."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="evaluate at the end of `mmlatent train` (when the "
+                                                    "dataset has labels)")
     limit: int | None = Field(default=None, gt=0, description="at most this many test items per condition")
-    classifier_epochs: int = Field(default=5, gt=0)
-    inception_weights: Path | None = None
-    clip_model: Path | None = None
+    classifier_epochs: int = Field(default=5, gt=0, description="training epochs of the coherence classifiers")
+    inception_weights: Path | None = Field(default=None, description="local Inception weights file for FID "
+                                                                     "(never downloaded); null: no FID")
+    clip_model: Path | None = Field(default=None, description="local CLIP model directory for CLIP-S "
+                                                              "(never downloaded); null: no CLIP-S")
     samples: int = Field(default=64, gt=0, description="samples per rendered grid")
 
 
 class Recipe(_Strict):
     """A whole recipe (the top level of the YAML file)."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
-    data: DataConfig
-    modalities: dict[str, ModalityConfig] = Field(min_length=1)
-    diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="run name; the default run directory is runs/<name>")
+    seed: int = Field(default=0, description="seed of every stage (same seed, same machine: same numbers)")
+    data: DataConfig = Field(description="the dataset")
+    modalities: dict[str, ModalityConfig] = Field(min_length=1, description="the modalities by name, in the "
+                                                                            "order of the concatenated latent")
+    diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig, description="the diffusion model")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="the default sampler")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="the evaluation")
 
     def field_of(self, name: str) -> str:
         """The dataset field that feeds modality ``name``."""
