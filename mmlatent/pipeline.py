@@ -148,7 +148,8 @@ class MLDPipeline:
 
         ``given`` maps modality names to data-space batches ``(N, *item_shape)`` (returned unchanged);
         ``n`` is the number of samples (must equal N when ``given`` is not empty). ``sampler`` and
-        ``steps`` default to the recipe's ``sampling`` section. Sets ``self.last_nfe``.
+        ``steps`` default to the recipe's ``sampling`` section (whose ``options`` are used only
+        with the recipe's own sampler). Sets ``self.last_nfe``.
         """
         from mmlatent.diffusion import generate_latents
 
@@ -165,7 +166,8 @@ class MLDPipeline:
         cfg = self.recipe.sampling
         sampler = sampler or cfg.sampler
         steps = steps if steps is not None else cfg.steps
-        sampler_options = {**cfg.options, **options}
+        # the recipe's sampler options belong to the recipe's sampler (ddim's eta means nothing to repaint)
+        sampler_options = {**(cfg.options if sampler == cfg.sampler else {}), **options}
         weights = dict(cfg.guidance) | dict(guidance or {})
         for name in weights:
             if name not in self.modalities:

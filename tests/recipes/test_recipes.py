@@ -205,6 +205,9 @@ def test_recipe_trains_end_to_end(name: str, tmp_path: Path, capsys):
     for modality in names[1:]:
         assert tuple(out[modality].shape) == (2, *pipe.modalities[modality].item_shape), modality
     assert not torch.equal(pipe.generate(n=3, seed=1)[names[-1]], pipe.generate(n=3, seed=3)[names[-1]])
+    # another sampler than the recipe's: the recipe's ddim options (eta) are not handed to it
+    pipe.generate(given={first: batch[first]}, sampler="repaint", steps=4, jump_length=2, resamplings=2)
+    assert pipe.last_nfe == 6
 
     samples = tmp_path / "samples"
     assert cli_main(["sample", str(run), "--n", "2", "--out", str(samples)]) == 0, capsys.readouterr().err
