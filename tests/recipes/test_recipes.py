@@ -213,3 +213,24 @@ def test_recipe_trains_end_to_end(name: str, tmp_path: Path, capsys):
     assert cli_main(["sample", str(run), "--n", "2", "--out", str(samples)]) == 0, capsys.readouterr().err
     for modality in names:
         assert list(samples.glob(f"{modality}.*")), modality
+
+
+def test_readme_recipe_example_validates():
+    import re
+
+    import yaml
+
+    from mmlatent.recipe import parse_recipe
+
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), re.S)
+    recipes = [yaml.safe_load(block) for block in blocks]
+    recipes = [raw for raw in recipes if isinstance(raw, dict) and "modalities" in raw]
+    assert recipes, "README.md shows no recipe"
+    for raw in recipes:
+        recipe = parse_recipe(raw, "README.md")
+        shipped = load_recipe(recipe_path(recipe.name))
+        # the shortened example shows the shipped recipe's values
+        assert recipe.diffusion.d == shipped.diffusion.d
+        assert recipe.diffusion.score_net == shipped.diffusion.score_net
+        assert {n: m.latent_dim for n, m in recipe.modalities.items()} == \
+            {n: m.latent_dim for n, m in shipped.modalities.items()}
