@@ -14,9 +14,8 @@ from .sampling import (
     SamplerDefaults,
     generate_latents,
     register_sampler,
-    repaint_schedule,
-    time_grid,
 )
+from .schedules import repaint_schedule, time_grid
 from .scorenet import ScoreNet
 from .sde import VPSDE, append_dims
 

@@ -26,6 +26,7 @@ dpm_solver++       DPM-Solver++(2M), data prediction, multistep           25    
 =================  ====================================================  =============  ==========
 
 :func:`generate_latents` is the entry point; :func:`register_sampler` adds a sampler to the table.
+Time grids and the RePaint walk are in :mod:`mmlatent.diffusion.schedules`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .masking import LatentLayout, multitime_vector
+from .schedules import repaint_schedule, time_grid
 from .sde import VPSDE
 
 __all__ = [
@@ -133,44 +135,6 @@ def _steps(n: int, progress: bool, desc: str):
     return tqdm(range(n), disable=not progress, desc=desc, leave=False)
 
 
-# ----------------------------------------------------------------------------- time grids
-def time_grid(
-    sde: VPSDE,
-    steps: int,
-    kind: str = "uniform",
-    t_min: float = 1e-3,
-    t_max: float | None = None,
-    rho: float = 7.0,
-) -> Tensor:
-    """Decreasing time grid ``(steps + 1,)`` float64 from ``t_max`` (default T) to ``t_min``.
-
-    Kinds: ``"uniform"`` (equal steps in t), ``"logsnr"`` (equal steps in log(alpha^2/sigma^2);
-    needs t_min > 0), ``"karras"`` (Karras et al.'s rho-spacing of the noise level sigma/alpha).
-    """
-    if steps < 1:
-        raise ValueError(f"need at least one step, got {steps}")
-    t_max = sde.T if t_max is None else float(t_max)
-    if not 0.0 <= t_min < t_max:
-        raise ValueError(f"need 0 <= t_min < t_max, got {t_min}, {t_max}")
-    u = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
-    hi, lo = torch.tensor(t_max, dtype=torch.float64), torch.tensor(t_min, dtype=torch.float64)
-    if kind == "uniform":
-        ts = hi + u * (lo - hi)
-    elif kind == "logsnr":
-        if t_min <= 0:
-            raise ValueError("the logsnr grid needs t_min > 0")
-        lam_hi, lam_lo = sde.log_snr(hi), sde.log_snr(lo)
-        ts = sde.t_from_log_snr(lam_hi + u * (lam_lo - lam_hi))
-    elif kind == "karras":
-        s_hi = (sde.sigma(hi) / sde.alpha(hi)) ** (1.0 / rho)
-        s_lo = (sde.sigma(lo) / sde.alpha(lo)) ** (1.0 / rho)
-        ts = sde.t_from_sigma_ratio((s_hi + u * (s_lo - s_hi)) ** rho)
-    else:
-        raise ValueError(f"unknown time grid {kind!r}; choose uniform, logsnr or karras")
-    ts[0], ts[-1] = t_max, t_min  # exact end points
-    return ts
-
-
 # ----------------------------------------------------------------------------- the table
 @dataclass(frozen=True)
 class SamplerDefaults:
@@ -250,31 +214,6 @@ def sample_euler_maruyama(
         x, eps = _reverse_em_step(model, x, t, t - t_next, i < n_steps - 1, generator)
         _report(callback, i, t_next, x, None)
     return x
-
-
-def repaint_schedule(steps: int = 250, jump_length: int = 10, resamplings: int = 10) -> list[int]:
-    """The RePaint walk over time indices (Lugmayr et al. 2022, "get_schedule_jump").
-
-    Indices run from ``steps - 1`` (time T, the prior) down to ``-1`` (the end of the grid).
-    Walking down, on reaching each index in {0, j, 2j, ...} below ``steps - j`` the walk jumps back
-    up ``j`` indices and walks down again, ``resamplings - 1`` times per such index.
-    A decrease is a reverse step (one network evaluation), an increase a forward re-noising step.
-    For 250/10/10: 2,410 reverse steps and 2,160 forward steps.
-    """
-    if steps < 1 or jump_length < 1 or resamplings < 1:
-        raise ValueError("repaint needs steps, jump_length and resamplings >= 1")
-    jumps_left = {k: resamplings - 1 for k in range(0, steps - jump_length, jump_length)}
-    k = steps - 1
-    walk = [k]
-    while k >= 0:
-        k -= 1
-        walk.append(k)
-        if jumps_left.get(k, 0) > 0:
-            jumps_left[k] -= 1
-            for _ in range(jump_length):
-                k += 1
-                walk.append(k)
-    return walk
 
 
 @register_sampler("repaint", steps=250, grid="uniform", t_min=0.0)
