@@ -190,6 +190,15 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------- run
     def run_all(self) -> dict[str, Any]:
+        try:
+            return self._run_stages()
+        finally:  # a later run in the same process must not write into this run's train.log
+            handler = getattr(self, "_log_handler", None)
+            if handler is not None:
+                log.removeHandler(handler)
+                handler.close()
+
+    def _run_stages(self) -> dict[str, Any]:
         start = time.time()
         self._prepare_directory()
         self.modalities = build_modalities(self.recipe)

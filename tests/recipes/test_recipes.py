@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -162,6 +163,11 @@ def test_recipe_trains_end_to_end(name: str, tmp_path: Path, capsys):
     for item in overrides:
         args += ["--set", item]
     assert cli_main(args) == 0, capsys.readouterr().err
+    log_file = str((run / "train.log").resolve())
+    assert "done in" in (run / "train.log").read_text()
+    # the run's log file is closed when training returns (later runs in this process do not write to it)
+    assert not [h for h in logging.getLogger("mmlatent.train").handlers
+                if str(Path(getattr(h, "baseFilename", "")).resolve()) == log_file]
 
     original = load_recipe(recipe_path(name))
     resolved = load_recipe(run / "recipe.yaml")
