@@ -165,7 +165,8 @@ class MLDPipeline:
             raise ValueError("n must be a positive number of samples")
         cfg = self.recipe.sampling
         sampler = sampler or cfg.sampler
-        steps = steps if steps is not None else cfg.steps
+        if steps is None:  # the recipe's step count belongs to the recipe's sampler
+            steps = cfg.steps if sampler == cfg.sampler else None
         # the recipe's sampler options belong to the recipe's sampler (ddim's eta means nothing to repaint)
         sampler_options = {**(cfg.options if sampler == cfg.sampler else {}), **options}
         weights = dict(cfg.guidance) | dict(guidance or {})
