@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,8 @@ class MLDPipeline:
         ``given`` maps modality names to data-space batches ``(N, *item_shape)`` (returned unchanged);
         ``n`` is the number of samples (must equal N when ``given`` is not empty). ``sampler`` and
         ``steps`` default to the recipe's ``sampling`` section (whose ``options`` are used only
-        with the recipe's own sampler). Sets ``self.last_nfe``.
+        with the recipe's own sampler). ``sampler="student:<name>"`` runs the few-step student
+        ``RUN/students/<name>`` made by ``mmlatent distill`` on its own grid. Sets ``self.last_nfe``.
         """
         from mmlatent.diffusion import generate_latents
 
@@ -178,6 +180,11 @@ class MLDPipeline:
                                            if k in given and w}
         if cfg.denoise_final:
             sampler_options.setdefault("denoise_final", True)
+        run_sampler = partial(generate_latents, self.score_net)
+        if sampler.startswith("student:"):  # a distilled few-step student, RUN/students/<name> (mmlatent.distill)
+            from mmlatent.distill import student_sampler
+
+            run_sampler, steps = student_sampler(self, sampler, steps)
         known_latents = self.encode(given) if given else {}
         mask = torch.tensor([name in given for name in self.names], device=self.device)
         generator = torch.Generator(device=self.device).manual_seed(int(seed))
@@ -190,9 +197,9 @@ class MLDPipeline:
                 for i, name in enumerate(self.names):
                     if name in given:
                         known[:, self.layout.slices[i]] = known_latents[name][start:stop]
-            result = generate_latents(self.score_net, self.sde, self.layout, stop - start, known=known,
-                                      given=mask if given else None, sampler=sampler, steps=steps,
-                                      generator=generator, progress=progress, **sampler_options)
+            result = run_sampler(self.sde, self.layout, stop - start, known=known,
+                                 given=mask if given else None, sampler=sampler, steps=steps,
+                                 generator=generator, progress=progress, **sampler_options)
             chunks.append(result.latents)
             self.last_nfe = int(result.nfe)
         latents = torch.cat(chunks)
