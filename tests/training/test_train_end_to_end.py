@@ -40,8 +40,8 @@ def trained_run(tmp_path_factory) -> Path:
         "modalities.b": {"kind": "vector", "latent_dim": 3,
                          "options": {"arch": "mlp", "size": 3, "hidden": [64, 64]},
                          "train": {"steps": 600, "lr": 3e-3, "batch_size": 256}},
-        "diffusion.train": {"steps": 2500, "lr": 2e-3, "batch_size": 256, "ema": 0.995, "checkpoint_every": 1000},
-        "diffusion.score_net": {"width": 256, "blocks": 2, "time_embed": 64},
+        "diffusion.train": {"steps": 2000, "lr": 2e-3, "batch_size": 256, "ema": 0.995, "checkpoint_every": 1000},
+        "diffusion.score_net": {"width": 128, "blocks": 2, "time_embed": 64},
     })
     path = root / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
