@@ -8,18 +8,21 @@ from .gaussian import GaussianLatents
 from .loss import MultitimeLossTerms, masked_multitime_loss, masked_multitime_loss_terms
 from .masking import LatentLayout, given_mask_probability, multitime_vector, sample_given_mask
 from .sampling import (
+    DEFAULT_CLIP_DENOISED,
     SAMPLERS,
     MaskedEpsModel,
     SampleResult,
     SamplerDefaults,
     generate_latents,
     register_sampler,
+    sampler_options,
 )
-from .schedules import repaint_schedule, time_grid
+from .schedules import repaint_nfe, repaint_schedule, time_grid
 from .scorenet import ScoreNet
 from .sde import VPSDE, append_dims
 
 __all__ = [
+    "DEFAULT_CLIP_DENOISED",
     "EMA",
     "GaussianLatents",
     "LatentLayout",
@@ -37,7 +40,9 @@ __all__ = [
     "masked_multitime_loss_terms",
     "multitime_vector",
     "register_sampler",
+    "repaint_nfe",
     "repaint_schedule",
+    "sampler_options",
     "sample_given_mask",
     "time_grid",
 ]

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .sde import VPSDE
 
-__all__ = ["repaint_schedule", "time_grid"]
+__all__ = ["repaint_nfe", "repaint_schedule", "time_grid"]
 
 
 def time_grid(
@@ -76,3 +76,12 @@ def repaint_schedule(steps: int = 250, jump_length: int = 10, resamplings: int =
                 k += 1
                 walk.append(k)
     return walk
+
+
+def repaint_nfe(steps: int = 250, jump_length: int = 10, resamplings: int = 10) -> int:
+    """Reverse steps (= network evaluations) of :func:`repaint_schedule`, without walking it:
+    ``steps + len(range(0, steps - jump_length, jump_length)) * (resamplings - 1) * jump_length``.
+    2,410 for 250/10/10; 18 for the few-step setting 10/2/2."""
+    if steps < 1 or jump_length < 1 or resamplings < 1:
+        raise ValueError("repaint needs steps, jump_length and resamplings >= 1")
+    return steps + len(range(0, steps - jump_length, jump_length)) * (resamplings - 1) * jump_length

@@ -13,7 +13,9 @@ from mmlatent.diffusion import (
     ScoreNet,
     generate_latents,
     register_sampler,
+    repaint_nfe,
     repaint_schedule,
+    sampler_options,
     time_grid,
 )
 
@@ -26,6 +28,10 @@ SMALL = {  # cheap settings per sampler for mechanical checks
     "heun": {"steps": 6},
     "ddim": {"steps": 6, "eta": 1.0},
     "dpm_solver++": {"steps": 6},
+    "ddpm": {"steps": 6},
+    "pc": {"steps": 6, "corrector_steps": 2},
+    "churn": {"steps": 6, "s_churn": 10.0},
+    "repaint_ddpm": {"steps": 8},
 }
 
 
@@ -98,6 +104,16 @@ def test_repaint_schedule_and_nfe_match_the_reference_counts():
         ("ddim", 9, {}, 9),
         ("dpm_solver++", 8, {}, 8),
         ("repaint", 30, {"jump_length": 10, "resamplings": 2}, 30 + 2 * 10),
+        ("repaint", 10, {"jump_length": 2, "resamplings": 2, "reverse_step": "ddpm", "renoise": "exact"}, 18),
+        ("repaint_ddpm", None, {}, 21),
+        ("repaint_ddpm", 8, {"jump_length": 4, "resamplings": 3}, 16),
+        ("ddpm", 9, {}, 9),
+        ("ddpm", 9, {"variance": "large"}, 9),
+        ("pc", 9, {}, 9 + 8),
+        ("pc", 9, {"corrector_steps": 2, "predictor": "euler_maruyama"}, 9 + 16),
+        ("churn", 7, {}, 14),
+        ("churn", 7, {"t_min": 0.0}, 13),
+        ("churn", 7, {"order": 1}, 7),
     ],
 )
 def test_nfe_is_reported(sampler, steps, options, nfe):
@@ -163,6 +179,16 @@ def test_bad_inputs_name_the_problem(net):
                          known=torch.full((2, 9), float("nan")))
     with pytest.raises(ValueError, match="renoise"):
         generate_latents(net, SDE, LAYOUT, 2, sampler="repaint", steps=5, renoise="magic")
+    with pytest.raises(ValueError, match="reverse_step"):
+        generate_latents(net, SDE, LAYOUT, 2, sampler="repaint", steps=5, reverse_step="magic")
+    with pytest.raises(ValueError, match="variance"):
+        generate_latents(net, SDE, LAYOUT, 2, sampler="ddpm", steps=5, variance="small")
+    with pytest.raises(ValueError, match="predictor"):
+        generate_latents(net, SDE, LAYOUT, 2, sampler="pc", steps=5, predictor="heun")
+    with pytest.raises(ValueError, match="order"):
+        generate_latents(net, SDE, LAYOUT, 2, sampler="churn", steps=5, order=3)
+    with pytest.raises(ValueError, match="clip_denoised"):
+        generate_latents(net, SDE, LAYOUT, 2, steps=2, clip_denoised=0.0)
     with pytest.raises(TypeError):
         generate_latents(net, SDE, LAYOUT, 2, sampler="heun", steps=2, eta=1.0)  # not a heun option
     known = torch.zeros(9)  # (D,) broadcasts to every sample
@@ -184,3 +210,81 @@ def test_register_sampler_extends_the_table():
             register_sampler("test_identity", steps=1)(sample_identity)
     finally:
         SAMPLERS.pop("test_identity")
+
+
+def test_options_accepted_by_each_sampler():
+    assert {"eta", "grid", "t_min", "rho", "clip_denoised", "denoise_final"} <= sampler_options("ddim")
+    assert {"jump_length", "resamplings", "renoise", "reverse_step"} <= sampler_options("repaint")
+    assert {"snr", "corrector_steps", "predictor"} <= sampler_options("pc")
+    assert {"s_churn", "s_noise", "s_tmin", "s_tmax", "order"} <= sampler_options("churn")
+    assert "eta" not in sampler_options("heun") and "generator" not in sampler_options("heun")
+    for sampler in SAMPLERS:  # every listed option really is accepted
+        generate_latents(lambda x, tau: torch.zeros_like(x), SDE, LAYOUT, 2, sampler=sampler, **SMALL[sampler],
+                         grid="logsnr", t_min=1e-3, rho=5.0, clip_denoised=None)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        sampler_options("nope")
+
+
+def test_repaint_nfe_formula():
+    for args in [(250, 10, 10), (10, 2, 2), (12, 3, 2), (8, 4, 3), (20, 10, 2), (5, 10, 3), (1, 1, 1)]:
+        walk = repaint_schedule(*args)
+        assert repaint_nfe(*args) == sum(1 for a, b in zip(walk, walk[1:]) if b < a), args
+    assert repaint_nfe(10, 2, 2) == 18 <= 24
+
+
+def test_ddpm_is_ddim_at_eta_one(net):
+    kwargs = dict(steps=8, known=torch.randn(16, 9), given=torch.tensor([False, True, False]))
+    a = generate_latents(net, SDE, LAYOUT, 16, sampler="ddpm", generator=torch.Generator().manual_seed(4), **kwargs)
+    b = generate_latents(net, SDE, LAYOUT, 16, sampler="ddim", eta=1.0, generator=torch.Generator().manual_seed(4),
+                         **kwargs)
+    torch.testing.assert_close(a.latents, b.latents, rtol=1e-4, atol=1e-4)
+
+
+def test_churn_without_churn_is_heun(net):
+    def run(sampler, **options):
+        return generate_latents(net, SDE, LAYOUT, 8, sampler=sampler, steps=6, grid="karras",
+                                generator=torch.Generator().manual_seed(3), **options)
+
+    a, b = run("churn", s_churn=0.0), run("heun")
+    torch.testing.assert_close(a.latents, b.latents, rtol=1e-4, atol=1e-4)
+    assert a.nfe == b.nfe == 12
+    c, d = run("churn", s_churn=0.0, order=1), run("euler")
+    torch.testing.assert_close(c.latents, d.latents, rtol=1e-4, atol=1e-4)
+
+
+def test_churn_raises_the_noise_level_where_asked():
+    """The network sees t_hat > t (the churned level) on every step inside [s_tmin, s_tmax] and the
+    grid times elsewhere."""
+    seen = []
+
+    def eps_model(x, tau):
+        seen.append(float(tau.max()))
+        return torch.zeros_like(x)
+
+    ts = time_grid(SDE, 5).tolist()
+    generate_latents(eps_model, SDE, LAYOUT, 2, sampler="churn", steps=5, order=1, s_churn=100.0)
+    assert seen[0] == pytest.approx(ts[0])  # never above T
+    assert all(s > t + 1e-6 for s, t in zip(seen[1:], ts[1:-1]))
+    seen.clear()
+    ratio = lambda t: float(SDE.sigma(torch.tensor(t)) / SDE.alpha(torch.tensor(t)))  # noqa: E731
+    generate_latents(eps_model, SDE, LAYOUT, 2, sampler="churn", steps=5, order=1, s_churn=100.0,
+                     s_tmax=ratio(ts[2]) * 1.001)
+    assert seen[1] == pytest.approx(ts[1]) and seen[2] > ts[2] + 1e-6
+
+
+def test_langevin_corrector_only_moves_unknown_dims_and_counts(net):
+    calls = []
+
+    def eps_model(x, tau):
+        calls.append(tau.clone())
+        return net(x, tau)
+
+    known = torch.randn(5, 9)
+    given = torch.tensor([True, False, False])
+    out = generate_latents(eps_model, SDE, LAYOUT, 5, known=known, given=given, sampler="pc", steps=4,
+                           corrector_steps=3, generator=torch.Generator().manual_seed(0))
+    assert out.nfe == len(calls) == 4 + 3 * 3
+    assert torch.equal(out.latents[:, :3], known[:, :3])
+    # corrector evaluations happen at the next grid time, predictor ones at the current
+    ts = time_grid(SDE, 4).tolist()
+    assert [float(c[0, 1]) for c in calls[:5]] == pytest.approx([ts[0], ts[1], ts[1], ts[1], ts[1]])
