@@ -12,6 +12,27 @@ For a batch of clean concatenated latents ``z (B, D)``, per sample:
 
 The batch loss is the mean of loss_b over the batch (sum over dims, mean over samples). The
 network output on A2's dims never enters the loss.
+
+Options (all off by default, and then the loss is bit-identical to the plain Algorithm 1):
+
+- **Absent modalities** (``absent_prob``, ``absent``): a modality made *absent* in a sample has its
+  tau entry set to T, its latent replaced by pure noise N(0, I), and no loss on its dims; it is in
+  neither A1 nor A2. With ``absent_prob = p`` each modality of each sample is absent independently
+  with probability p, conditioned on at least one modality being diffused and present (rows that
+  fail are redrawn), so never all modalities. This teaches the network the "unconditional"
+  branch used by guidance (:class:`~mmlatent.diffusion.sampling.MaskedEpsModel`) instead of
+  leaving it to extrapolation, and ``absent`` (a fixed bool ``(B, M)`` mask) trains on samples
+  with missing modalities. Omega becomes D / dim(A1 minus the absent modalities).
+- **Weighting of t** (``weighting``): the objective is E_{t ~ U(eps, T)} [w(t) loss_b(t)] with
+  ``"none"`` (w = 1, the paper's), ``"likelihood"`` (w proportional to beta(t) / sigma(t)^2, the
+  maximum-likelihood weighting of Song et al. 2021, scaled so that its mean over U(eps, T) is 1)
+  or ``"min_snr"`` (w = min(1, 5 / SNR(t)), Min-SNR-5 of Hang et al. 2023 for noise prediction).
+- **Importance sampling of t** (``t_sampling``): ``"uniform"`` draws t ~ U(eps, T);
+  ``"logsnr"`` draws t uniformly in log-SNR between lambda(T) and lambda(eps), i.e. with density
+  q(t) = (beta / sigma^2) / Z, which for the VP-SDE is exactly the density proportional to the
+  likelihood weighting (the reference code's importance sampling). Each sample's loss is
+  multiplied by w(t) / ((T - eps) q(t)), so the objective stays the one chosen by ``weighting``
+  (unbiased); with ``weighting="likelihood"`` that factor is exactly 1.
 """
 
 from __future__ import annotations
@@ -25,7 +46,7 @@ from torch import Tensor
 from .masking import LatentLayout, sample_given_mask
 from .sde import VPSDE
 
-__all__ = ["MultitimeLossTerms", "masked_multitime_loss", "masked_multitime_loss_terms"]
+__all__ = ["T_SAMPLING", "WEIGHTING", "MultitimeLossTerms", "masked_multitime_loss", "masked_multitime_loss_terms"]
 
 EpsModel = Callable[[Tensor, Tensor], Tensor]
 
@@ -41,6 +62,9 @@ class MultitimeLossTerms:
         t: ``(B,)`` diffusion times.
         omega: ``(B,)`` the weights 1 + dim(A2) / dim(A1).
         tau: ``(B, M)`` the multi-time vectors fed to the network.
+        absent: bool ``(B, M)``, the absent modalities (all False by default).
+        weight: ``(B,)`` the factor of each sample from ``weighting`` / ``t_sampling`` (ones by
+            default); already included in ``per_sample``.
     """
 
     loss: Tensor
@@ -49,6 +73,8 @@ class MultitimeLossTerms:
     t: Tensor
     omega: Tensor
     tau: Tensor
+    absent: Tensor | None = None
+    weight: Tensor | None = None
 
 
 def masked_multitime_loss_terms(
@@ -64,6 +90,10 @@ def masked_multitime_loss_terms(
     t: Tensor | None = None,
     noise: Tensor | None = None,
     per_batch: bool = False,
+    absent_prob: float = 0.0,
+    absent: Tensor | None = None,
+    t_sampling: str = "uniform",
+    weighting: str = "none",
 ) -> MultitimeLossTerms:
     """The loss of Algorithm 1 with its per-sample terms; see the module docstring.
 
@@ -79,6 +109,11 @@ def masked_multitime_loss_terms(
             when None. A row must not be all True (nothing would be diffused).
         t: optional fixed times ``(B,)``; noise: optional fixed noise ``(B, D)``.
         per_batch: draw one conditioning set for the whole batch instead of one per sample.
+        absent_prob: probability that a modality of a sample is absent (see the module docstring).
+        absent: optional bool ``(B, M)`` or ``(M,)`` of modalities absent for sure (missing data).
+        t_sampling: ``"uniform"`` or ``"logsnr"`` (importance sampling; ignored when ``t`` is passed
+            except for the reweighting).
+        weighting: ``"none"``, ``"likelihood"`` or ``"min_snr"``.
     """
     if z.ndim != 2 or z.shape[-1] != layout.total_dim:
         raise ValueError(f"z must be (B, {layout.total_dim}), got {tuple(z.shape)}")
@@ -91,26 +126,118 @@ def masked_multitime_loss_terms(
         given = given.to(device=device, dtype=torch.bool).expand(batch, layout.num_modalities)
         if bool(given.all(-1).any()):
             raise ValueError("a conditioning set covers every modality: nothing is diffused")
+    if t_sampling not in T_SAMPLING:
+        raise ValueError(f"t_sampling must be one of {T_SAMPLING}, got {t_sampling!r}")
+    if weighting not in WEIGHTING:
+        raise ValueError(f"weighting must be one of {WEIGHTING}, got {weighting!r}")
     if t is None:
         t = torch.rand(batch, generator=generator, device=device, dtype=dtype)
-        t = eps + (sde.T - eps) * t
+        if t_sampling == "logsnr":
+            lam_hi, lam_lo = sde.log_snr(torch.tensor(eps, dtype=torch.float64)), sde.log_snr(
+                torch.tensor(sde.T, dtype=torch.float64))
+            t = sde.t_from_log_snr(lam_hi + (lam_lo - lam_hi) * t.to(torch.float64)).to(dtype).clamp(eps, sde.T)
+        else:
+            t = eps + (sde.T - eps) * t
     if noise is None:
         noise = torch.randn(z.shape, generator=generator, device=device, dtype=dtype)
+    if absent_prob or absent is not None:
+        absent, given = _draw_absent(given, absent, absent_prob, layout, generator, device)
+    else:
+        absent = None
 
     given_dims = layout.modality_mask(given)  # (B, D) bool
     alpha = sde.alpha(t)[:, None]
     sigma = sde.sigma(t)[:, None]
     x = torch.where(given_dims, z, alpha * z + sigma * noise)
     tau = torch.where(given, torch.zeros((), dtype=dtype, device=device), t[:, None])
+    if absent is not None:  # absent modalities: pure noise at time T, no loss
+        absent_dims = layout.modality_mask(absent)
+        x = torch.where(absent_dims, noise, x)
+        tau = torch.where(absent, torch.full((), sde.T, dtype=dtype, device=device), tau)
+        excluded, excluded_modalities = given_dims | absent_dims, given | absent
+    else:
+        excluded, excluded_modalities = given_dims, given
 
     eps_hat = net(x, tau)
-    residual = torch.where(given_dims, torch.zeros((), dtype=dtype, device=device), eps_hat - noise)
-    diffused_dims = layout.total_dim - layout.given_dims(given).to(dtype)
-    omega = layout.total_dim / diffused_dims  # = 1 + dim(A2) / dim(A1)
+    residual = torch.where(excluded, torch.zeros((), dtype=dtype, device=device), eps_hat - noise)
+    diffused_dims = layout.total_dim - layout.given_dims(excluded_modalities).to(dtype)
+    omega = layout.total_dim / diffused_dims  # = 1 + dim(A2) / dim(A1) without absent modalities
     per_sample = omega * residual.square().sum(-1)
+    weight = None
+    if t_sampling != "uniform" or weighting != "none":
+        weight = _t_weight(sde, t, eps, t_sampling, weighting).to(dtype)
+        per_sample = weight * per_sample
     return MultitimeLossTerms(
-        loss=per_sample.mean(), per_sample=per_sample, given=given, t=t, omega=omega, tau=tau
+        loss=per_sample.mean(), per_sample=per_sample, given=given, t=t, omega=omega, tau=tau,
+        absent=absent, weight=weight,
     )
+
+
+#: Choices of ``t_sampling`` and ``weighting`` (see the module docstring).
+T_SAMPLING = ("uniform", "logsnr")
+WEIGHTING = ("none", "likelihood", "min_snr")
+MIN_SNR_GAMMA = 5.0
+
+
+def _t_weight(sde: VPSDE, t: Tensor, eps: float, t_sampling: str, weighting: str) -> Tensor:
+    """Per-sample factor w(t) / ((T - eps) q(t)) (float64): the objective's weight over the
+    density of t relative to U(eps, T)."""
+    t64 = t.to(torch.float64)
+    span = sde.T - eps
+    # Z = integral of beta / sigma^2 over [eps, T] = lambda(eps) - lambda(T)
+    z_norm = float(sde.log_snr(torch.tensor(eps, dtype=torch.float64)) - sde.log_snr(torch.tensor(sde.T, dtype=torch.float64)))
+    ml = sde.beta(t64) / sde.sigma(t64).square()  # beta / sigma^2 = -d lambda / dt
+    if weighting == "likelihood":
+        w = ml * span / z_norm
+    elif weighting == "min_snr":
+        w = torch.clamp(MIN_SNR_GAMMA / torch.exp(sde.log_snr(t64)), max=1.0)
+    else:
+        w = torch.ones_like(t64)
+    if t_sampling == "logsnr":
+        w = w * z_norm / (span * ml)  # 1 / ((T - eps) q(t)), q = ml / Z
+    return w
+
+
+def _draw_absent(
+    given: Tensor,
+    forced: Tensor | None,
+    prob: float,
+    layout: LatentLayout,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> tuple[Tensor, Tensor]:
+    """Absent modalities ``(B, M)`` and the conditioning sets without them.
+
+    Random absences (probability ``prob`` each) are redrawn for the rows where no modality would
+    be both diffused and present; a row whose *forced* absences leave nothing diffused becomes a
+    joint step over its present modalities.
+    """
+    if not 0.0 <= prob < 1.0:
+        raise ValueError(f"absent_prob must be in [0, 1), got {prob}")
+    batch, m = given.shape
+    if forced is None:
+        forced = torch.zeros(batch, m, dtype=torch.bool, device=device)
+    else:
+        forced = forced.to(device=device, dtype=torch.bool).expand(batch, m)
+        if bool(forced.all(-1).any()):
+            raise ValueError("a sample has every modality absent: nothing to learn from it")
+    # rows whose forced absences leave no diffused modality: diffuse every present modality
+    stuck = (given | forced).all(-1)
+    given = torch.where(stuck[:, None], torch.zeros_like(given), given) & ~forced
+    absent = forced.clone()
+    if prob > 0:
+        draw_device = generator.device if generator is not None else device
+        todo = torch.arange(batch, device=device)
+        for _ in range(100):
+            if todo.numel() == 0:
+                break
+            extra = (torch.rand(todo.numel(), m, generator=generator, device=draw_device) < prob).to(device)
+            rows = forced[todo] | extra
+            ok = ~(given[todo] | rows).all(-1)
+            absent[todo[ok]] = rows[ok]
+            todo = todo[~ok]
+    given = given & ~absent
+    return absent, given
 
 
 def masked_multitime_loss(
