@@ -125,6 +125,16 @@ class DiffusionTrain(_Strict):
     grad_clip: float | None = Field(default=1.0, gt=0, description="clip the gradient norm to this value; "
                                                                   "null: no clipping")
     warmup_steps: int = Field(default=0, ge=0, description="linear learning-rate warm-up over this many steps")
+    # --- training choices of the diffusion loss (mmlatent/diffusion/loss.py)
+    t_sampling: Literal["uniform", "logsnr"] = Field(
+        default="uniform", description="how training times are drawn: `uniform` t ~ U(eps, T), or `logsnr` "
+                                       "(uniform in log-SNR = density proportional to the likelihood weighting; "
+                                       "the loss is reweighted so the objective set by `loss_weighting` is "
+                                       "unchanged)")
+    loss_weighting: Literal["none", "likelihood", "min_snr"] = Field(
+        default="none", description="weight w(t) of the noise-prediction loss: `none` (the paper's), "
+                                    "`likelihood` (beta/sigma^2, maximum likelihood; exact importance sampling "
+                                    "with `t_sampling: logsnr`), `min_snr` (min(1, 5/SNR))")
     checkpoint_every: int = Field(default=1000, gt=0, description="write a resume checkpoint every this many "
                                                                  "steps (also used by stage 1)")
     log_every: int = Field(default=50, gt=0, description="record the loss in history.json and the curves every "
@@ -147,6 +157,11 @@ class DiffusionConfig(_Strict):
     subset_sampling: Literal["per_sample", "per_batch"] = Field(
         default="per_sample", description="draw the conditioning subset per sample (lower variance) or once "
                                           "per batch")
+    absent_prob: float = Field(default=0.0, ge=0, lt=1, description="probability that a modality of a training "
+                                                                   "sample is made absent (time T, pure noise, "
+                                                                   "no loss; never all modalities): teaches the "
+                                                                   "unconditional branch that `sampling.guidance` "
+                                                                   "uses")
     score_net: ScoreNetConfig = Field(default_factory=ScoreNetConfig, description="score network sizes")
     train: DiffusionTrain = Field(default_factory=DiffusionTrain, description="stage-2 training")
 
@@ -154,15 +169,23 @@ class DiffusionConfig(_Strict):
 class SamplingConfig(_Strict):
     """``sampling:`` the default sampler of the run (``mmlatent sample``/``evaluate`` can override)."""
 
-    sampler: str = Field(default="heun", description="a sampler name: euler_maruyama, repaint, euler, heun, "
-                                                     "ddim, dpm_solver++ (mmlatent/diffusion/sampling.py)")
+    sampler: str = Field(default="heun", description="a sampler name: euler_maruyama, repaint, repaint_ddpm, "
+                                                     "euler, heun, ddim, dpm_solver++, ddpm, pc, churn "
+                                                     "(mmlatent/diffusion/sampling.py)")
     steps: int | None = Field(default=10, gt=0, description="time-grid steps; null: the sampler's default")
     options: dict[str, Any] = Field(default_factory=dict, description="the sampler's keyword options, e.g. "
                                                                     "`{eta: 1.0}` for ddim; `jump_length`, "
-                                                                    "`resamplings`, `renoise` for repaint")
-    guidance: dict[str, float] = Field(default_factory=dict, description="guidance weight per given modality "
-                                                                       "name, handed to the sampler as its "
-                                                                       "`guidance` option")
+                                                                    "`resamplings`, `renoise` for repaint; "
+                                                                    "`snr` for pc; `s_churn` for churn; for "
+                                                                    "every sampler `grid` (uniform, logsnr, "
+                                                                    "karras), `t_min` and `clip_denoised` "
+                                                                    "(bound on the predicted clean latent, "
+                                                                    "default 5.0; null: none)")
+    guidance: dict[str, float] = Field(default_factory=dict, description="guidance weight w per given modality "
+                                                                       "name: eps + w (eps - eps with that "
+                                                                       "modality absent), one more NFE per "
+                                                                       "guided modality and evaluation; train "
+                                                                       "with `diffusion.absent_prob` > 0")
     denoise_final: bool = Field(default=False, description="finish with one denoising step at the last grid "
                                                            "time (one more NFE)")
 
