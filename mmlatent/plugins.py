@@ -461,10 +461,10 @@ def get_registry(reload: bool = False) -> Registry:
     """
     global _registry, _loading
     with _lock:
+        if _loading:  # checked first: a reload must not hand a loading plugin the previous registry
+            raise RuntimeError("get_registry() was called while plugins are loading (from a plugin's import or hook)")
         if _registry is not None and not reload:
             return _registry
-        if _loading:
-            raise RuntimeError("get_registry() was called while plugins are loading (from a plugin's import or hook)")
         _loading = True
         try:
             _registry = load_registry()
