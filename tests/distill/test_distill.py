@@ -167,6 +167,18 @@ def test_student_keeps_known_dims_bit_identical(progressive_student):
         wrapped.generate(SDE, LAYOUT, n, guidance={0: 1.0})
 
 
+def test_student_eta_from_its_record(progressive_student):
+    student, _ = progressive_student
+    deterministic = Student("s", student, {"steps": 4, "grid": "uniform"})
+    ancestral = Student("s", student, {"steps": 4, "grid": "uniform", "eta": 1.0})
+
+    def run(s, **options):
+        return s.generate(SDE, LAYOUT, 32, generator=torch.Generator().manual_seed(0), **options).latents
+
+    assert torch.equal(run(ancestral, eta=0.0), run(deterministic))
+    assert not torch.equal(run(ancestral), run(deterministic))
+
+
 def test_consistency_student_beats_the_teacher_at_the_same_steps(student_init, training_data, teacher_errors):
     student = copy.deepcopy(student_init).requires_grad_(True)
     config = DistillConfig(method="consistency", steps=4, teacher_steps=32, iterations=600, lr=1e-3)
@@ -234,8 +246,10 @@ def test_cli_distils_saves_and_samples(tiny_run: Path, tmp_path: Path, capsys):
 
     # the other method, through the command too
     assert cli_main(["distill", str(tiny_run), "--method", "consistency", "--steps-student", "2",
-                     "--teacher-steps", "6", "--iterations", "20", "--no-progress"]) == 0
-    assert load_student(tiny_run, "consistency-2").info["method"] == "consistency"
+                     "--teacher-steps", "6", "--iterations", "20", "--eta", "1", "--no-progress"]) == 0
+    info = load_student(tiny_run, "consistency-2").info
+    assert info["method"] == "consistency" and info["eta"] == 1.0
+    assert load_student(tiny_run, "fast").info["eta"] == 0.0
 
 
 def test_cli_errors(tiny_run: Path, tmp_path: Path, capsys):
