@@ -170,12 +170,26 @@ def main(argv: list[str] | None = None) -> int:
           f"(test accuracy {', '.join(f'{n} {100 * c.accuracy:.1f}%' for n, c in evaluator.classifiers.items())})",
           file=sys.stderr)
     rows = []
-    for sampler, steps in configurations(args.samplers or list(SAMPLERS), args.quick):
+
+    def measure(sampler: str, steps: int) -> dict:
         row = run_configuration(evaluator, sampler, steps, args.seeds)
         rows.append(row)
         joint = row["coherence"].get("joint")
         print(f"  {_label(row):>14} steps {steps:>4}  NFE {row['nfe']:>5}  joint "
               f"{'-' if joint is None else f'{100 * joint:.2f}%'}  {row['seconds']:.1f} s", file=sys.stderr)
+        return row
+
+    for sampler, steps in configurations(args.samplers or list(SAMPLERS), args.quick):
+        measure(sampler, steps)
+    # Every fast sampler gets a point at <= FAST_NFE: samplers whose NFE per step is unknown here
+    # (registered later) get one more configuration with proportionally fewer steps.
+    for sampler in dict.fromkeys(row["sampler"] for row in rows if not row["repaint"]):
+        if sampler == "euler_maruyama":
+            continue
+        own = [row for row in rows if row["sampler"] == sampler and not row["repaint"]]
+        cheapest = min(own, key=lambda row: row["nfe"])
+        if cheapest["nfe"] > FAST_NFE and cheapest["steps"] > 1:
+            measure(sampler, max(1, cheapest["steps"] * FAST_NFE // cheapest["nfe"]))
     fast = {row["sampler"] for row in rows if not row["repaint"] and row["nfe"] <= FAST_NFE}
     plot_path = plot(rows, Path(args.plot) if args.plot else run / "coherence_vs_nfe.png",
                      f"{run.name}: coherence vs NFE ({evaluator.items['label'].shape[0]} test items, "
