@@ -157,11 +157,11 @@ class DiffusionConfig(_Strict):
     subset_sampling: Literal["per_sample", "per_batch"] = Field(
         default="per_sample", description="draw the conditioning subset per sample (lower variance) or once "
                                           "per batch")
-    absent_prob: float = Field(default=0.0, ge=0, lt=1, description="probability that a modality of a training "
-                                                                   "sample is made absent (time T, pure noise, "
-                                                                   "no loss; never all modalities): teaches the "
-                                                                   "unconditional branch that `sampling.guidance` "
-                                                                   "uses")
+    absent_prob: float = Field(default=0.0, ge=0, lt=1, description="probability that a conditioning modality "
+                                                                   "of a training sample is made absent (time T, "
+                                                                   "pure noise, no loss): teaches the branch that "
+                                                                   "`sampling.guidance` uses; 0.2 costs nothing "
+                                                                   "unguided and makes guidance work")
     score_net: ScoreNetConfig = Field(default_factory=ScoreNetConfig, description="score network sizes")
     train: DiffusionTrain = Field(default_factory=DiffusionTrain, description="stage-2 training")
 

@@ -59,19 +59,30 @@ def test_absent_modalities_are_noise_at_time_T_without_loss():
     assert torch.equal(again, terms.loss)
 
 
-def test_absent_prob_draws_each_modality_and_always_leaves_something_to_learn():
-    z = torch.zeros(40_000, 9)
-    terms = masked_multitime_loss_terms(lambda x, tau: torch.zeros_like(x), z, SDE, LAYOUT, d=0.5,
-                                        generator=torch.Generator().manual_seed(0), absent_prob=0.2)
+def test_absent_prob_draws_among_the_conditioning_modalities_only():
+    n = 40_000
+    z = torch.zeros(n, 9)
+    gen = torch.Generator().manual_seed(0)
+    drawn = torch.rand(n, 3, generator=gen) < 0.5
+    drawn[drawn.all(-1), 0] = False
+    drawn[:1000] = False  # joint steps
+    terms = masked_multitime_loss_terms(lambda x, tau: torch.zeros_like(x), z, SDE, LAYOUT, given=drawn,
+                                        generator=gen, absent_prob=0.2)
     absent, given = terms.absent, terms.given
-    assert not (absent & given).any()
-    assert (~(absent | given)).any(-1).all()  # at least one diffused, present modality per sample
-    assert not absent.all(-1).any()
-    rate = absent.float().mean(0)
-    assert ((rate > 0.15) & (rate < 0.2)).all(), rate  # p = 0.2, slightly less after the redraws
+    assert not (absent & ~drawn).any()  # only conditioning modalities become absent
+    assert torch.equal(given, drawn & ~absent)
+    assert not absent[:1000].any()  # joint steps are left alone
+    rate = absent.sum(0).float() / drawn.sum(0).float()
+    assert ((rate > 0.19) & (rate < 0.21)).all(), rate
     assert (terms.tau[absent] == SDE.T).all() and (terms.tau[given] == 0).all()
-    # every combination the guidance needs occurs: a given modality next to an absent one
+    assert (~(absent | given)).any(-1).all()  # something is always diffused
+    # the branches guidance needs: a modality absent next to another given one, and alone
     assert (given[:, 0] & absent[:, 1]).any() and (given[:, 2] & absent[:, 0]).any()
+    assert (absent[:, 0] & ~given.any(-1)).any()
+    # drawn from nu(d) as usual
+    plain = masked_multitime_loss_terms(lambda x, tau: torch.zeros_like(x), z[:2000], SDE, LAYOUT, d=0.5,
+                                        generator=torch.Generator().manual_seed(1), absent_prob=0.2)
+    assert plain.absent.any() and not (plain.absent & plain.given).any()
 
 
 def test_missing_modalities_as_a_forced_mask():

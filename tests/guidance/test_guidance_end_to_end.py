@@ -5,9 +5,9 @@ trained without it.
 The reference is the exact guided sampler: the closed-form noise of the Gaussian data (in the
 run's standardised latent space) through the same guided MaskedEpsModel. Measured with 2,000
 training steps (b | a, ddpm 100 steps, whitened errors against that reference): at w = 1, mean
-error 2.2 without absent training against 0.33-0.36 with absent_prob 0.1-0.2; w = -1 (the absent
-branch alone, i.e. the marginal of b) covariance error 0.79 against 0.07-0.11; the unguided
-conditional is unchanged (0.06 / 0.07 / 0.09).
+error 2.2 without absent training against 0.64 / 0.42 with absent_prob 0.1 / 0.2; w = -1 (the
+absent branch alone, i.e. the marginal of b) covariance error 0.79 against 0.31 / 0.15; the
+unguided conditional is unchanged (mean error 0.06 / 0.06 / 0.08).
 """
 
 from __future__ import annotations
