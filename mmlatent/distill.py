@@ -112,7 +112,7 @@ class DistillConfig:
         if self.method not in METHODS:
             raise ValueError(f"unknown distillation method {self.method!r}; choose {' or '.join(METHODS)}")
         if self.steps < 1 or (max_steps is not None and self.steps > max_steps):
-            raise ValueError(f"the student takes 1 to {max_steps} steps, got {self.steps}")
+            raise ValueError(f"the student takes 1 to {max_steps or 'any number of'} steps, got {self.steps}")
         if self.teacher_steps <= self.steps or self.teacher_steps % self.steps:
             raise ValueError(f"teacher_steps ({self.teacher_steps}) must be a multiple of the student's "
                              f"steps ({self.steps}) larger than it")
@@ -533,9 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"student steps = NFE per sample (1..{MAX_STUDENT_STEPS}; default 4)")
     parser.add_argument("--teacher-steps", type=int, default=64, metavar="N",
                         help="the teacher's fine DDIM grid (K * 2^R for progressive; default 64)")
-    parser.add_argument("--iterations", type=int, default=DistillConfig.iterations, metavar="N",
-                        help="optimiser steps per halving round (progressive) or in total (consistency); "
-                             f"default {DistillConfig.iterations}")
+    parser.add_argument("--iterations", type=int, default=None, metavar="N",
+                        help=f"optimiser steps per halving round (progressive; default {DistillConfig.iterations}) "
+                             "or in total (consistency; default the same budget: that many per halving "
+                             "that progressive would do, e.g. 6000 for 64 -> 4)")
     parser.add_argument("--method", choices=METHODS, default="progressive")
     parser.add_argument("--out", default=None, metavar="NAME", help="student name (default METHOD-K)")
     parser.add_argument("--batch-size", type=int, default=DistillConfig.batch_size)
@@ -555,8 +556,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``mmlatent distill RUN ...``; returns the exit code (2 on a user error)."""
     args = build_parser().parse_args(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    iterations = args.iterations
+    if iterations is None:
+        iterations = DistillConfig.iterations
+        if args.method == "consistency" and args.steps_student >= 1 and args.teacher_steps > args.steps_student:
+            iterations *= max(1, round(math.log2(args.teacher_steps / args.steps_student)))
     config = DistillConfig(method=args.method, steps=args.steps_student, teacher_steps=args.teacher_steps,
-                           iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+                           iterations=iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     try:
         config.check(MAX_STUDENT_STEPS)
         info = distill_run(args.run, config, name=args.out, device=device, progress=not args.no_progress,
