@@ -160,8 +160,9 @@ class DiffusionConfig(_Strict):
     absent_prob: float = Field(default=0.0, ge=0, lt=1, description="probability that a conditioning modality "
                                                                    "of a training sample is made absent (time T, "
                                                                    "pure noise, no loss): teaches the branch that "
-                                                                   "`sampling.guidance` uses; 0.2 costs nothing "
-                                                                   "unguided and makes guidance work")
+                                                                   "`sampling.guidance` uses (0.2 on the digits "
+                                                                   "run: guided w = 1 conditional coherence +15 "
+                                                                   "points, unguided within noise)")
     score_net: ScoreNetConfig = Field(default_factory=ScoreNetConfig, description="score network sizes")
     train: DiffusionTrain = Field(default_factory=DiffusionTrain, description="stage-2 training")
 

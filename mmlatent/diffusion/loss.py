@@ -22,9 +22,12 @@ Options (all off by default, and then the loss is bit-identical to the plain Alg
   "unconditional" branch that guidance evaluates (that modality absent, the other conditioning
   modalities clean, A1 diffused), so the branch is learned instead of extrapolated
   (:class:`~mmlatent.diffusion.sampling.MaskedEpsModel`). A1 is never touched, so something is
-  always diffused, and joint steps are left as they are. (Drawing absences among all modalities
-  instead cost 10-15 points of joint coherence on the quickstart digits run; this way costs
-  nothing measurable, see the ``absent_prob`` recipe option.) ``absent`` (a fixed bool ``(B, M)``
+  always diffused, and joint steps are left as they are. Quickstart digits run, 12k steps, mean of
+  2 training seeds, DDPM 20 steps: with p = 0.2 unguided joint / mean conditional coherence
+  34.3 / 47.3% against 37.4 / 48.5% for p = 0 (within the seed-to-seed spread of 5 points), and
+  guided (w = 1 per given modality) 63.1% mean conditional against 53% for the best weight on a
+  p = 0 network, whose extrapolated branch wrecks the Frechet distances at w = 1. Drawing
+  absences among all modalities (p = 0.1) cost 12 points of joint coherence. ``absent`` (a fixed bool ``(B, M)``
   mask) trains on samples with missing modalities; a row whose present modalities were all to be
   given becomes a joint step over them. Omega becomes D / dim(A1 minus the absent modalities).
 - **Weighting of t** (``weighting``): the objective is E_{t ~ U(eps, T)} [w(t) loss_b(t)] with
