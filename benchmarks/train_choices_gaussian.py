@@ -28,7 +28,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "diffusion"))
 from conftest import make_problem  # noqa: E402
 
-from mmlatent.diffusion import EMA, ScoreNet, generate_latents, masked_multitime_loss, masked_multitime_loss_terms  # noqa: E402
+from mmlatent.diffusion import (  # noqa: E402
+    EMA,
+    ScoreNet,
+    generate_latents,
+    masked_multitime_loss,
+    masked_multitime_loss_terms,
+    sample_given_mask,
+)
 
 CONFIGS = {
     "default (uniform, none)": {},
@@ -100,8 +107,6 @@ def main(argv=None) -> int:
     problem = make_problem()
     gen = torch.Generator().manual_seed(12345)
     z = problem.data.sample(20_000, gen)
-    from mmlatent.diffusion import sample_given_mask
-
     val = {"z": z, "given": sample_given_mask(20_000, 2, 0.5, generator=gen),
            "t": 1e-3 + (1 - 1e-3) * torch.rand(20_000, generator=gen), "noise": torch.randn(20_000, 5, generator=gen)}
     results = {}

@@ -193,7 +193,8 @@ def _t_weight(sde: VPSDE, t: Tensor, eps: float, t_sampling: str, weighting: str
     t64 = t.to(torch.float64)
     span = sde.T - eps
     # Z = integral of beta / sigma^2 over [eps, T] = lambda(eps) - lambda(T)
-    z_norm = float(sde.log_snr(torch.tensor(eps, dtype=torch.float64)) - sde.log_snr(torch.tensor(sde.T, dtype=torch.float64)))
+    lam = sde.log_snr(torch.tensor([eps, sde.T], dtype=torch.float64))
+    z_norm = float(lam[0] - lam[1])
     ml = sde.beta(t64) / sde.sigma(t64).square()  # beta / sigma^2 = -d lambda / dt
     if weighting == "likelihood":
         w = ml * span / z_norm
