@@ -388,7 +388,8 @@ def sample_repaint(
         else:  # forward re-noising from ts[p] up to ts[p - 1]
             s, t_next = float(ts[p]), float(ts[p - 1])
             if renoise == "exact":
-                a, std = (float(v) for v in sde.transition(torch.tensor(s, dtype=torch.float64), t_next))
+                times = torch.tensor([s, t_next], dtype=torch.float64)  # both in float64
+                a, std = (float(v) for v in sde.transition(times[0], times[1]))
                 x = a * x + std * _noise(x, generator)
             else:
                 h = t_next - s
