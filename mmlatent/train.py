@@ -103,15 +103,11 @@ def plugin_versions(recipe: Recipe) -> dict[str, Any]:
 
     registry = get_registry()
     providers: dict[str, Any] = {"modalities": {}, "dataset": None}
-    by_kind = {k: p for p in registry.plugins for k in p.modalities}
-    by_dataset = {d: p for p in registry.plugins for d in p.datasets}
     for name, cfg in recipe.modalities.items():
-        plugin = by_kind.get(cfg.kind)
-        providers["modalities"][name] = {"kind": cfg.kind, "plugin": getattr(plugin, "name", None),
-                                         "version": getattr(plugin, "version", None)}
-    plugin = by_dataset.get(recipe.data.dataset)
-    providers["dataset"] = {"name": recipe.data.dataset, "plugin": getattr(plugin, "name", None),
-                            "version": getattr(plugin, "version", None)}
+        plugin = registry.provider_of_modality(cfg.kind)
+        providers["modalities"][name] = {"kind": cfg.kind, "plugin": plugin.name, "version": plugin.version}
+    plugin = registry.provider_of_dataset(recipe.data.dataset)
+    providers["dataset"] = {"name": recipe.data.dataset, "plugin": plugin.name, "version": plugin.version}
     import mmlatent
 
     providers["mmlatent"] = mmlatent.__version__
