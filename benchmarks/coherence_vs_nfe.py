@@ -1,25 +1,32 @@
-"""Coherence and FMD against sampling cost (NFE) for every sampler of a trained run.
+"""Coherence and Frechet distances against sampling cost (NFE): the paper's sampler against the
+best configuration at <= 24 NFE, chosen on a validation split and reported on test pairs.
 
-    python benchmarks/coherence_vs_nfe.py RUN [--limit N] [--seeds K] [--quick] [--plot PNG]
+    python benchmarks/coherence_vs_nfe.py RUN [--seeds 3] [--select-on auto|val|test-half]
+                                              [--limit N] [--quick] [--no-sweep] [--plot PNG]
 
-Evaluates the run (``mmlatent.evaluation``: coherence of joint generation and of every condition,
-Frechet distances in classifier features) with
+1. **Selection** (never on the reported pairs): on the run's ``val`` split (``--select-on val``;
+   ``auto`` uses it when the dataset has one) or, for a dataset without one, on a fixed random half
+   of the test items (``test-half``; the other half is then the one reported). There the paper's
+   sampler (Euler-Maruyama 250 steps + RePaint resampling 10/10, 2,410 NFE) and every candidate
+   configuration at <= 24 NFE (:func:`candidates`: samplers, time grids, guidance weights with a
+   learned unconditional branch, ``joint_steps``) are evaluated with ``--seeds`` sampling seeds;
+   then the guidance weight of each modality in turn is tuned on the best candidate
+   (:func:`tune_weights`). The score of a configuration (:func:`selection_key`): Frechet distances
+   all within 1.2x the paper sampler's first, then the total shortfall sum_d min(0, c_d - p_d) of
+   coherence against the paper sampler over every direction d, then the mean margin.
+2. **Report** (the test split, or its other half): the paper sampler, the chosen configuration,
+   plain Euler-Maruyama, the students of ``RUN/students`` (``mmlatent distill``), and (unless
+   ``--no-sweep``) every sampler at several step counts; each row is the mean over ``--seeds``
+   seeds (``"seeds"`` in the row, standard deviations in ``"coherence_sd"``).
 
-- the paper's sampler: Euler-Maruyama + RePaint resampling, 250 steps, jump 10, 10 resamplings
-  (``repaint``; ~2,410 NFE per sample);
-- plain Euler-Maruyama at 250 steps (and fewer);
-- every fast sampler of ``mmlatent.diffusion.sampling.SAMPLERS`` at several step counts, including
-  at least one at <= 24 NFE (euler, heun, ddim, dpm_solver++, and any sampler registered later).
+Prints the selection table, the report table, the per-direction comparison (chosen vs paper:
+coherence margin and Frechet-distance ratio) and, as its LAST line, one JSON object::
 
-Each configuration runs with ``--seeds`` sampling seeds (0..K-1) on the same test items (the
-classifiers are trained once, or reused from ``RUN/classifiers``); the table reports means (and the
-standard deviation over seeds of joint coherence). Writes a PNG plot of coherence against NFE (log
-x axis) and prints, as its LAST line, one JSON object::
+    {"rows": [{"label": "paper (EM + RePaint)", "sampler": "repaint", "steps": 250, "nfe": 2410,
+               "coherence": {...}, "coherence_sd": {...}, "fd": {...}, "seeds": 3, ...}, ...],
+     "selection": [...], "chosen": {...}, "comparison": {...}, "target_met": false, ...}
 
-    {"rows": [{"sampler": "euler_maruyama", "repaint": true, "steps": 250, "nfe": 2410,
-               "coherence": {...}, "fd": {...}, "seconds": ..., "seeds": K, ...}, ...], ...}
-
-``seconds`` is the generation time of one whole evaluation (all conditions) per seed.
+and writes a PNG plot (coherence against NFE, log axis; default ``RUN/coherence_vs_nfe.png``).
 """
 
 from __future__ import annotations
@@ -30,65 +37,156 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-#: Step counts per sampler (fast ones reach <= 24 NFE; heun costs 2 NFE per step).
-DEFAULT_STEPS = {
-    "repaint": [250],
-    "euler_maruyama": [24, 50, 100, 250],
-    "euler": [6, 12, 24],
-    "heun": [3, 6, 12],
-    "ddim": [6, 12, 24],
-    "dpm_solver++": [6, 12, 24],
-}
-QUICK_STEPS = {
-    "repaint": [250],
-    "euler_maruyama": [24, 250],
-    "euler": [24],
-    "heun": [12],
-    "ddim": [24],
-    "dpm_solver++": [12, 24],
-}
-OTHER_STEPS = [6, 12, 24]
+PAPER = {"label": "paper (EM + RePaint)", "sampler": "repaint", "steps": 250}
 FAST_NFE = 24
+FD_RATIO = 1.2
+COHERENCE_SLACK = 0.01
+WEIGHT_VALUES = (0.0, 0.5, 1.0, 2.0, 3.0)
+
+#: The report's sweep: step counts per sampler (every fast sampler reaches <= 24 NFE).
+SWEEP_STEPS = {
+    "euler_maruyama": [24, 50, 250],
+    "ddim": [6, 12, 24],
+    "ddpm": [12, 24],
+    "euler": [12, 24],
+    "heun": [6, 12],
+    "dpm_solver++": [12, 24],
+    "repaint_ddpm": [12],
+    "pc": [12],
+    "churn": [12],
+}
+QUICK_SWEEP = {"euler_maruyama": [24, 250], "ddim": [24], "dpm_solver++": [24], "repaint_ddpm": [12]}
 
 
-def configurations(samplers: list[str], quick: bool) -> list[tuple[str, int]]:
-    table = QUICK_STEPS if quick else DEFAULT_STEPS
-    known = [name for name in DEFAULT_STEPS if name in samplers]
-    order = known + [name for name in samplers if name not in DEFAULT_STEPS]
-    return [(name, steps) for name in order for steps in table.get(name, OTHER_STEPS)]
+def config(label: str, sampler: str, steps: int, options: dict | None = None, guidance: dict | None = None) -> dict:
+    return {"label": label, "sampler": sampler, "steps": steps, "options": dict(options or {}),
+            "guidance": dict(guidance or {})}
 
 
-def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:
-    return {key: statistics.fmean(d[key] for d in dicts) for key in dicts[0]} if dicts else {}
+def candidates(names: list[str], quick: bool = False) -> list[dict]:
+    """Configurations at <= 24 NFE per sample in every direction.
+
+    Unguided: 24 steps of the stochastic samplers on three time grids, and the deterministic
+    ones. Guided (one combined unconditional branch, so 2 NFE per step whatever is given): 12
+    steps, and 24 for joint generation (``joint_steps``: it has no guidance branch), with one
+    weight for every modality.
+    """
+    grids = ["uniform", "logsnr"] if quick else ["uniform", "logsnr", "karras"]
+    weights = [1.0] if quick else [0.5, 1.0, 2.0]
+    out = []
+    for grid in grids:
+        out.append(config(f"ddim eta=1 24 {grid}", "ddim", 24, {"eta": 1.0, "grid": grid}))
+        out.append(config(f"euler_maruyama 24 {grid}", "euler_maruyama", 24, {"grid": grid}))
+        for w in weights:
+            out.append(config(
+                f"ddim eta=1 12 {grid} guided w={w:g}", "ddim", 12,
+                {"eta": 1.0, "grid": grid, "combine_guidance": True, "joint_steps": 24},
+                {name: w for name in names},
+            ))
+    if not quick:
+        out.append(config("dpm_solver++ 24", "dpm_solver++", 24))
+        out.append(config("repaint_ddpm 12", "repaint_ddpm", 12))
+        out.append(config("pc 12", "pc", 12))
+    return out
 
 
-def run_configuration(evaluator, sampler: str, steps: int, seeds: int) -> dict:
-    results = [evaluator.run(sampler=sampler, steps=steps, seed=seed) for seed in range(seeds)]
-    joint = [r.coherence.get("joint") for r in results if "joint" in r.coherence]
-    repaint = sampler == "repaint"
+# ----------------------------------------------------------------------------------- measuring
+def measure(evaluator: Any, cfg: dict, seeds: int) -> dict:
+    """``cfg`` evaluated with sampling seeds 0..seeds-1: means (and sd) over the seeds."""
+    results = [evaluator.run(sampler=cfg["sampler"], steps=cfg["steps"], seed=seed,
+                             guidance=cfg.get("guidance") or None, options=cfg.get("options") or None)
+               for seed in range(seeds)]
+    keys = list(results[0].coherence)
     row = {
-        "sampler": "euler_maruyama" if repaint else sampler,
-        "repaint": repaint,
-        "steps": steps,
+        **cfg,
         "nfe": max((r.nfe or 0) for r in results),
-        "coherence": _mean_dicts([r.coherence for r in results]),
-        "fd": _mean_dicts([r.fd for r in results]),
+        "coherence": {k: statistics.fmean(r.coherence[k] for r in results) for k in keys},
+        "coherence_sd": {k: statistics.stdev([r.coherence[k] for r in results]) if seeds > 1 else None for k in keys},
+        "fd": {k: statistics.fmean(r.fd[k] for r in results) for k in results[0].fd},
         "seconds": round(statistics.fmean(r.timings["generation_s"] for r in results), 3),
         "seeds": seeds,
-        "joint_std": round(statistics.stdev(joint), 4) if len(joint) > 1 else None,
+        "num_items": results[0].num_items,
     }
-    conditional = [value for key, value in row["coherence"].items() if key != "joint"]
+    conditional = [v for k, v in row["coherence"].items() if k != "joint"]
     row["conditional_mean"] = statistics.fmean(conditional) if conditional else None
     row["fd_mean"] = statistics.fmean(row["fd"].values()) if row["fd"] else None
     return row
 
 
-def _label(row: dict) -> str:
-    return "EM + RePaint" if row["repaint"] else row["sampler"]
+def compare(row: dict, paper: dict) -> dict:
+    """Per-direction coherence margins and Frechet-distance ratios of ``row`` against ``paper``."""
+    margins = {k: row["coherence"][k] - v for k, v in paper["coherence"].items() if k in row["coherence"]}
+    ratios = {k: row["fd"][k] / v for k, v in paper["fd"].items() if k in row["fd"] and v > 0}
+    return {
+        "margins": margins,
+        "fd_ratios": ratios,
+        "shortfall": sum(min(0.0, m) for m in margins.values()),
+        "worst_margin": min(margins.values()) if margins else None,
+        "worst_fd_ratio": max(ratios.values()) if ratios else None,
+        "coherence_ok": all(m >= -COHERENCE_SLACK for m in margins.values()),
+        "fd_ok": all(r <= FD_RATIO for r in ratios.values()),
+    }
 
 
-def plot(rows: list[dict], path: Path, title: str) -> Path:
+def selection_key(row: dict) -> tuple:
+    """Larger is better: FD within 1.2x, then the coherence shortfall, then the mean margin."""
+    c = row["comparison"]
+    return (c["fd_ok"], round(c["shortfall"], 6), statistics.fmean(c["margins"].values()))
+
+
+def tune_weights(evaluator: Any, best: dict, paper: dict, names: list[str], seeds: int, log) -> list[dict]:
+    """Coordinate search over the guidance weight of each modality of a guided configuration."""
+    rows = []
+    if not best.get("guidance"):
+        return rows
+    current = best
+    for name in names:
+        for value in WEIGHT_VALUES:
+            if value == current["guidance"].get(name):
+                continue
+            guidance = {**current["guidance"], name: value}
+            label = current["label"].split(" guided")[0] + " guided " + ",".join(
+                f"{k}={v:g}" for k, v in guidance.items())
+            row = measure(evaluator, {**current, "label": label, "guidance": guidance}, seeds)
+            row["comparison"] = compare(row, paper)
+            rows.append(row)
+            log(row)
+            if selection_key(row) > selection_key(current):
+                current = row
+    return rows
+
+
+# ------------------------------------------------------------------------------------- output
+def table(rows: list[dict], paper: dict | None = None) -> str:
+    directions = list(rows[0]["coherence"]) if rows else []
+    header = ["configuration", "NFE", *directions, "FD mean", "s/seed"]
+    lines = []
+    for row in rows:
+        cells = [row["label"], str(row["nfe"])]
+        cells += [f"{100 * row['coherence'][d]:.1f}" for d in directions]
+        cells += ["-" if row["fd_mean"] is None else f"{row['fd_mean']:.2f}", f"{row['seconds']:.1f}"]
+        lines.append(cells)
+    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
+    out = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(header, widths)))]
+    out += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in lines]
+    return "\n".join(out)
+
+
+def comparison_table(chosen: dict, paper: dict) -> str:
+    c = chosen["comparison"]
+    lines = [f"{'direction':<24} {'paper':>7} {'chosen':>7} {'margin':>7}   {'FD paper':>8} {'FD chosen':>9} {'ratio':>6}"]
+    for key in paper["coherence"]:
+        lines.append(f"{key:<24} {100 * paper['coherence'][key]:>7.1f} {100 * chosen['coherence'][key]:>7.1f} "
+                     f"{100 * c['margins'][key]:>+7.1f}")
+    for key in paper["fd"]:
+        lines.append(f"{'FD ' + key:<24} {'':>7} {'':>7} {'':>7}   {paper['fd'][key]:>8.2f} "
+                     f"{chosen['fd'][key]:>9.2f} {c['fd_ratios'].get(key, float('nan')):>6.2f}")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], chosen_label: str, path: Path, title: str) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -96,25 +194,28 @@ def plot(rows: list[dict], path: Path, title: str) -> Path:
     FigureCanvasAgg(fig)
     axes = [fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)]
     panels = [("joint", "joint coherence"), ("conditional_mean", "mean conditional coherence")]
-    labels = list(dict.fromkeys(_label(row) for row in rows))
+    families = {}
+    for row in rows:
+        family = row["label"] if row["label"] in (PAPER["label"], chosen_label) or row["sampler"].startswith(
+            "student:") else row["sampler"]
+        families.setdefault(family, []).append(row)
     for ax, (key, name) in zip(axes, panels):
-        for label in labels:
-            points = sorted(
-                (row["nfe"], row["coherence"].get("joint") if key == "joint" else row["conditional_mean"])
-                for row in rows if _label(row) == label
-            )
+        for family, members in families.items():
+            points = sorted((r["nfe"], r["coherence"].get("joint") if key == "joint" else r["conditional_mean"])
+                            for r in members)
             points = [(x, y) for x, y in points if y is not None]
             if not points:
                 continue
             xs, ys = zip(*points)
-            marker = "*" if label == "EM + RePaint" else "o"
-            ax.plot(xs, [100 * y for y in ys], marker=marker, markersize=10 if marker == "*" else 5, label=label)
+            special = family in (PAPER["label"], chosen_label)
+            ax.plot(xs, [100 * y for y in ys], marker="*" if special else "o", markersize=11 if special else 4,
+                    linewidth=1, label=family if not special else f"{family}")
         ax.axvline(FAST_NFE, color="gray", linestyle=":", linewidth=1)
         ax.set_xscale("log")
         ax.set_xlabel("NFE per sample (log)")
         ax.set_ylabel(f"{name} (%)")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,89 +223,132 @@ def plot(rows: list[dict], path: Path, title: str) -> Path:
     return path
 
 
-def table(rows: list[dict]) -> str:
-    header = ["sampler", "steps", "NFE", "joint %", "+-", "cond. mean %", "FD mean", "seconds"]
-    lines = []
-    for row in rows:
-        joint = row["coherence"].get("joint")
-        lines.append([
-            _label(row), str(row["steps"]), str(row["nfe"]),
-            "-" if joint is None else f"{100 * joint:.2f}",
-            "-" if row["joint_std"] is None else f"{100 * row['joint_std']:.2f}",
-            "-" if row["conditional_mean"] is None else f"{100 * row['conditional_mean']:.2f}",
-            "-" if row["fd_mean"] is None else f"{row['fd_mean']:.3f}",
-            f"{row['seconds']:.2f}",
-        ])
-    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
-    out = ["  ".join(cell.rjust(w) for cell, w in zip(header, widths))]
-    out += ["  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines]
-    return "\n".join(out)
+# ---------------------------------------------------------------------------------------- main
+def split_evaluators(pipe: Any, run: Path, select_on: str, limit: int | None, batch_size: int) -> tuple:
+    """``(selection evaluator, report evaluator, description)``."""
+    import torch
+
+    from mmlatent.evaluation.coherence import CoherenceEvaluator
+    from mmlatent.evaluation.command import build_evaluator
+    from mmlatent.evaluation.data import num_items, subset
+
+    report, _ = build_evaluator(pipe, run, limit=limit, batch_size=batch_size, progress=False)
+    if select_on == "auto":
+        try:
+            select_on = "val" if len(pipe.dataset("val")) > 0 else "test-half"
+        except (KeyError, ValueError):  # no val split at all
+            select_on = "test-half"
+    if select_on == "val":
+        selection, _ = build_evaluator(pipe, run, batch_size=batch_size, progress=False, split="val")
+        return selection, report, "val split (selection) / test split (report)"
+    if select_on != "test-half":
+        raise ValueError(f"--select-on must be auto, val or test-half, got {select_on!r}")
+    data = report.items
+    order = torch.randperm(num_items(data), generator=torch.Generator().manual_seed(2024))
+    half = len(order) // 2
+    make = lambda index: CoherenceEvaluator(pipe, report.classifiers, subset(data, index.sort().values),  # noqa: E731
+                                            batch_size=batch_size, progress=False)
+    return make(order[:half]), make(order[half:]), "disjoint halves of the test split (selection / report)"
+
+
+def run_benchmark(pipe: Any, run: Path, *, seeds: int = 3, select_on: str = "auto", limit: int | None = None,
+                  quick: bool = False, sweep: bool = True, batch_size: int = 512,
+                  plot_path: Path | None = None) -> dict:
+    """Select on the selection split, measure on the report split, print the tables; returns the
+    result object (printed as JSON by :func:`main`)."""
+    started = time.perf_counter()
+    names = list(pipe.names)
+    selection_eval, report_eval, split_note = split_evaluators(pipe, run, select_on, limit, batch_size)
+
+    def log(row: dict) -> None:
+        c = row.get("comparison") or {}
+        print(f"  {row['label']:<48} NFE {row['nfe']:>5}  joint {100 * row['coherence'].get('joint', float('nan')):5.1f}"
+              f"  cond {100 * (row['conditional_mean'] or 0):5.1f}  FD {row['fd_mean'] or 0:6.2f}"
+              + (f"  shortfall {100 * c['shortfall']:+6.1f}  FD ratio {c['worst_fd_ratio']:.2f}" if c else ""),
+              file=sys.stderr)
+
+    print(f"selection on {split_note}: {selection_eval.items['label'].shape[0]} / "
+          f"{report_eval.items['label'].shape[0]} items, {seeds} seeds", file=sys.stderr)
+    paper_sel = measure(selection_eval, config(**PAPER), seeds)
+    log(paper_sel)
+    selection = []
+    for cfg in candidates(names, quick):
+        row = measure(selection_eval, cfg, seeds)
+        if row["nfe"] > FAST_NFE:
+            raise AssertionError(f"{cfg['label']} costs {row['nfe']} NFE > {FAST_NFE}")
+        row["comparison"] = compare(row, paper_sel)
+        selection.append(row)
+        log(row)
+    best = max(selection, key=selection_key)
+    selection += tune_weights(selection_eval, best, paper_sel, names, seeds, log)
+    chosen_cfg = {k: v for k, v in max(selection, key=selection_key).items()
+                  if k in ("label", "sampler", "steps", "options", "guidance")}
+    chosen_cfg["label"] = "chosen: " + chosen_cfg["label"]
+
+    report_configs = [config(**PAPER), chosen_cfg, config("euler_maruyama 250", "euler_maruyama", 250)]
+    for student in sorted((run / "students").glob("*.json")):
+        report_configs.append(config(f"student {student.stem}", f"student:{student.stem}", None))
+        report_configs.append(config(f"student {student.stem} eta=1", f"student:{student.stem}", None, {"eta": 1.0}))
+    if sweep:
+        for sampler, steps_list in (QUICK_SWEEP if quick else SWEEP_STEPS).items():
+            for steps in steps_list:
+                if not (sampler == "euler_maruyama" and steps == 250):
+                    report_configs.append(config(f"{sampler} {steps}", sampler, steps))
+    rows = []
+    for cfg in report_configs:
+        rows.append(measure(report_eval, cfg, seeds))
+        log(rows[-1])
+    paper, chosen = rows[0], rows[1]
+    for row in rows[1:]:
+        row["comparison"] = compare(row, paper)
+    items = report_eval.items["label"].shape[0]
+    plot_path = plot(rows, chosen["label"], plot_path or run / "coherence_vs_nfe.png",
+                     f"{run.name}: coherence vs NFE ({items} reported items, {seeds} seeds)")
+    print("selection (" + split_note.split(" (")[0] + f"), {seeds} seeds:")
+    print(table([paper_sel, *selection]))
+    print(f"\nreport ({items} items), {seeds} seeds:")
+    print(table(rows))
+    print("\nchosen vs paper (report items):")
+    print(comparison_table(chosen, paper))
+    c = chosen["comparison"]
+    met = c["coherence_ok"] and c["fd_ok"] and chosen["nfe"] <= FAST_NFE
+    print(f"target (every direction within {COHERENCE_SLACK} of the paper sampler, FD <= {FD_RATIO}x, "
+          f"<= {FAST_NFE} NFE): {'met' if met else 'missed'}; worst margin {100 * c['worst_margin']:+.1f} points, "
+          f"worst FD ratio {c['worst_fd_ratio']:.2f}; plot {plot_path}; total {time.perf_counter() - started:.0f} s")
+    return {
+        "run": str(run),
+        "selection_split": split_note,
+        "rows": rows,
+        "selection": [paper_sel, *selection],
+        "chosen": chosen,
+        "comparison": c,
+        "target_met": met,
+        "classifier_accuracy": {name: cl.accuracy for name, cl in report_eval.classifiers.items()},
+        "plot": str(plot_path),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="a trained run directory (with a labelled dataset)")
-    parser.add_argument("--limit", type=int, default=None, help="test items per condition (default: all)")
-    parser.add_argument("--seeds", type=int, default=1, help="sampling seeds per configuration")
-    parser.add_argument("--quick", action="store_true", help="fewer step counts per sampler")
-    parser.add_argument("--samplers", nargs="+", default=None, help="only these samplers (names of SAMPLERS)")
+    parser.add_argument("--seeds", type=int, default=3, help="sampling seeds per configuration")
+    parser.add_argument("--select-on", default="auto", choices=["auto", "val", "test-half"])
+    parser.add_argument("--limit", type=int, default=None, help="test items (default: all)")
+    parser.add_argument("--quick", action="store_true", help="fewer candidates and sweep points")
+    parser.add_argument("--no-sweep", action="store_true", help="report only paper, chosen, EM and students")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--plot", default=None, help="PNG path (default RUN/coherence_vs_nfe.png)")
-    parser.add_argument("--device", default="cpu", help="torch device of the pipeline and classifiers")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
-    from mmlatent.diffusion.sampling import SAMPLERS
-    from mmlatent.evaluation.command import build_evaluator
     from mmlatent.pipeline import MLDPipeline
 
     run = Path(args.run)
-    unknown = [name for name in args.samplers or [] if name not in SAMPLERS]
-    if unknown:
-        print(f"error: unknown sampler(s) {unknown}; available: {sorted(SAMPLERS)}", file=sys.stderr)
-        return 2
     pipe = MLDPipeline.load(run, device=args.device)
-    started = time.perf_counter()
-    evaluator, setup = build_evaluator(pipe, run, limit=args.limit, batch_size=args.batch_size, progress=False)
-    print(f"{len(evaluator.names)} modalities, {len(evaluator.subsets)} conditions, "
-          f"{evaluator.items['label'].shape[0]} test items, classifiers ready in {setup['classifiers_s']:.1f} s "
-          f"(test accuracy {', '.join(f'{n} {100 * c.accuracy:.1f}%' for n, c in evaluator.classifiers.items())})",
-          file=sys.stderr)
-    rows = []
-
-    def measure(sampler: str, steps: int) -> dict:
-        row = run_configuration(evaluator, sampler, steps, args.seeds)
-        rows.append(row)
-        joint = row["coherence"].get("joint")
-        print(f"  {_label(row):>14} steps {steps:>4}  NFE {row['nfe']:>5}  joint "
-              f"{'-' if joint is None else f'{100 * joint:.2f}%'}  {row['seconds']:.1f} s", file=sys.stderr)
-        return row
-
-    for sampler, steps in configurations(args.samplers or list(SAMPLERS), args.quick):
-        measure(sampler, steps)
-    # Every fast sampler gets a point at <= FAST_NFE: samplers whose NFE per step is unknown here
-    # (registered later) get one more configuration with proportionally fewer steps.
-    for sampler in dict.fromkeys(row["sampler"] for row in rows if not row["repaint"]):
-        if sampler == "euler_maruyama":
-            continue
-        own = [row for row in rows if row["sampler"] == sampler and not row["repaint"]]
-        cheapest = min(own, key=lambda row: row["nfe"])
-        if cheapest["nfe"] > FAST_NFE and cheapest["steps"] > 1:
-            measure(sampler, max(1, cheapest["steps"] * FAST_NFE // cheapest["nfe"]))
-    fast = {row["sampler"] for row in rows if not row["repaint"] and row["nfe"] <= FAST_NFE}
-    plot_path = plot(rows, Path(args.plot) if args.plot else run / "coherence_vs_nfe.png",
-                     f"{run.name}: coherence vs NFE ({evaluator.items['label'].shape[0]} test items, "
-                     f"{args.seeds} seed{'s' if args.seeds > 1 else ''})")
-    print(table(rows))
-    print(f"plot: {plot_path}; samplers with a point at <= {FAST_NFE} NFE: {', '.join(sorted(fast))}; "
-          f"total {time.perf_counter() - started:.1f} s")
-    print(json.dumps({
-        "rows": rows,
-        "run": str(run),
-        "limit": args.limit,
-        "num_items": int(evaluator.items["label"].shape[0]),
-        "classifier_accuracy": {name: c.accuracy for name, c in evaluator.classifiers.items()},
-        "plot": str(plot_path),
-    }))
+    result = run_benchmark(pipe, run, seeds=args.seeds, select_on=args.select_on, limit=args.limit,
+                           quick=args.quick, sweep=not args.no_sweep, batch_size=args.batch_size,
+                           plot_path=Path(args.plot) if args.plot else None)
+    print(json.dumps(result))
     return 0
 
 

@@ -176,12 +176,15 @@ class MLDPipeline:
             if name not in self.modalities:
                 raise ValueError(f"guidance for unknown modality {name!r} (modalities: {', '.join(self.names)})")
         if weights:
-            sampler_options["guidance"] = {self.names.index(k): float(w) for k, w in weights.items()
-                                           if k in given and w}
+            # weights of modalities that are not given are inactive (a two-stage sampler with a
+            # joint_anchor gives the anchor in its second stage)
+            sampler_options["guidance"] = {self.names.index(k): float(w) for k, w in weights.items() if w}
         if cfg.denoise_final:
             sampler_options.setdefault("denoise_final", True)
         run_sampler = partial(generate_latents, self.score_net)
-        if sampler.startswith("student:"):  # a distilled few-step student, RUN/students/<name> (mmlatent.distill)
+        if not sampler.startswith("student:"):
+            _check_sampler_options(sampler, sampler_options)
+        else:  # a distilled few-step student, RUN/students/<name> (mmlatent.distill)
             from mmlatent.distill import student_sampler
 
             run_sampler, steps = student_sampler(self, sampler, steps)
@@ -227,6 +230,31 @@ def _load_into(module: torch.nn.Module, path: Path, what: str) -> None:
                               f"{str(error).splitlines()[0]}") from None
 
 
+def _check_sampler_options(sampler: str, options: Mapping[str, Any]) -> None:
+    """A clear error for a sampler name or option that the sampler table does not know."""
+    from mmlatent.diffusion.sampling import sampler_options
+
+    accepted = sampler_options(sampler) | {"guidance"}  # raises ValueError for an unknown sampler
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(f"sampler {sampler!r} has no option {', '.join(map(repr, unknown))}; "
+                         f"its options: {', '.join(sorted(accepted - {'guidance'}))}")
+
+
+def parse_sampler_options(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """``[("eta", "0.5"), ("joint_anchor", "gray")]`` (from ``--option KEY=VALUE``) to
+    ``{"eta": 0.5, "joint_anchor": "gray"}``: each value is read as YAML (numbers, booleans, null)."""
+    import yaml
+
+    options = {}
+    for key, text in pairs:
+        try:
+            options[key] = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"--option {key}={text}: not a YAML value ({error})") from None
+    return options
+
+
 def sample_command(args) -> int:
     """``mmlatent sample RUN [--n N] [--given NAME=FILE ...] [--sampler S] [--steps K] --out DIR``."""
     try:
@@ -238,7 +266,8 @@ def sample_command(args) -> int:
             given[name] = pipe.modalities[name].read_file(Path(path))
         guidance = {name: float(value) for name, value in getattr(args, "guidance", [])}
         outputs = pipe.generate(n=None if given else args.n, given=given, sampler=args.sampler,
-                                steps=args.steps, seed=args.seed, guidance=guidance or None, progress=True)
+                                steps=args.steps, seed=args.seed, guidance=guidance or None, progress=True,
+                                **parse_sampler_options(getattr(args, "option", [])))
         written = pipe.render(outputs, args.out)
     except (ValueError, CheckpointError, FileNotFoundError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)

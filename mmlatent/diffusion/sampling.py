@@ -99,6 +99,11 @@ class MaskedEpsModel:
             where modality i is given; rows that do not condition on i are left alone.
             The branch is learned only when the network was trained with
             ``diffusion.absent_prob > 0`` (otherwise it is an extrapolation).
+        combine_guidance: one unconditional branch instead of one per modality: in it every
+            guided conditioning modality of a row is absent at once, and
+            ``eps = eps_cond + w (eps_cond - eps_uncond)`` with ``w`` the largest weight among
+            them (classifier-free guidance on the whole conditioning set). 2 NFE per evaluation
+            however many modalities are given.
         clip_denoised: bound ``c`` on the predicted clean latent of the unknown dims: where
             ``|x0| > c`` with ``x0 = (x - sigma eps) / alpha``, x0 is clamped to ``[-c, c]`` and
             eps is replaced by the one consistent with the clamped x0,
@@ -130,6 +135,7 @@ class MaskedEpsModel:
         guidance: Mapping[int | str, float] | None = None,
         clip_denoised: float | None = None,
         generator: torch.Generator | None = None,
+        combine_guidance: bool = False,
     ):
         self.eps_model = eps_model
         self.sde = sde
@@ -142,14 +148,16 @@ class MaskedEpsModel:
         if clip_denoised is not None and not clip_denoised > 0:
             raise ValueError(f"clip_denoised must be > 0 or None, got {clip_denoised}")
         self.clip_denoised = None if clip_denoised is None else float(clip_denoised)
-        self.branches = self._guidance_branches(guidance)
+        self.branches = self._guidance_branches(guidance, combine_guidance)
         self.nfe = 0
         self.calls = 0
         self.clipped = 0
 
-    def _guidance_branches(self, guidance: Mapping[int | str, float] | None) -> list[tuple[int, Tensor, float]]:
-        """``[(modality index, rows (long), weight)]`` of the active guidance branches."""
-        branches = []
+    def _guidance_branches(
+        self, guidance: Mapping[int | str, float] | None, combine: bool
+    ) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """The active guidance branches ``[(rows (r,) long, absent (r, M) bool, weight (r, 1))]``."""
+        weights = torch.zeros(self.layout.num_modalities, dtype=torch.float64)
         for key, weight in dict(guidance or {}).items():
             index = self.layout.index(key) if isinstance(key, str) else int(key)
             if not 0 <= index < self.layout.num_modalities:
@@ -160,9 +168,25 @@ class MaskedEpsModel:
             weight = float(weight)
             if not math.isfinite(weight):
                 raise ValueError(f"guidance weight of {self.layout.names[index]!r} must be finite, got {weight}")
-            rows = torch.nonzero(self.given[:, index]).flatten()
-            if weight != 0.0 and rows.numel() > 0:
-                branches.append((index, rows, weight))
+            weights[index] = weight
+        guided = self.given.cpu() & (weights != 0)  # (n, M): the guided conditioning modalities of each row
+        device = self.given.device
+        branches = []
+        if combine:
+            rows = torch.nonzero(guided.any(-1)).flatten()
+            if rows.numel():
+                absent = guided[rows]
+                # the largest weight in absolute value among the row's guided modalities, with its sign
+                row_weights = torch.where(absent, weights, torch.zeros(())).gather(
+                    1, torch.where(absent, weights.abs(), torch.full((), -1.0)).argmax(1, keepdim=True))
+                branches.append((rows.to(device), absent.to(device), row_weights))
+        else:
+            for index in range(self.layout.num_modalities):
+                rows = torch.nonzero(guided[:, index]).flatten()
+                if rows.numel():
+                    absent = torch.zeros(rows.numel(), self.layout.num_modalities, dtype=torch.bool)
+                    absent[:, index] = True
+                    branches.append((rows.to(device), absent.to(device), weights[index].expand(rows.numel(), 1)))
         return branches
 
     def tau(self, t: float, like: Tensor) -> Tensor:
@@ -188,21 +212,18 @@ class MaskedEpsModel:
             eps = self.eps_model(x, tau)
         else:
             xs, taus = [x], [tau]
-            for index, rows, _ in self.branches:
-                part = self.layout.slices[index]
+            for rows, absent, _ in self.branches:  # absent modalities: pure noise at time T
                 xb, tb = x[rows], tau[rows]
-                xb[:, part] = _noise(xb[:, part], self.generator)  # the absent modality: pure noise
-                tb[:, index] = self.sde.T
-                xs.append(xb)
-                taus.append(tb)
+                xs.append(torch.where(self.layout.modality_mask(absent), _noise(xb, self.generator), xb))
+                taus.append(torch.where(absent, torch.full((), self.sde.T, dtype=tb.dtype, device=tb.device), tb))
             out = self.eps_model(torch.cat(xs), torch.cat(taus))
             n = x.shape[0]
             cond = out[:n]
             guided, offset = cond.clone(), n
-            for _, rows, weight in self.branches:
+            for rows, _, weight in self.branches:
                 uncond = out[offset : offset + rows.numel()]
                 offset += rows.numel()
-                guided[rows] += weight * (cond[rows] - uncond)
+                guided[rows] += weight.to(device=cond.device, dtype=cond.dtype) * (cond[rows] - uncond)
             eps = torch.where(self.known_dims, cond, guided) if self.has_known else guided
         if self.clip_denoised is not None:
             eps = self._clip(x, t, eps)
@@ -845,6 +866,10 @@ def generate_latents(
     t_min: float | None = None,
     rho: float = 7.0,
     guidance: Mapping[int | str, float] | None = None,
+    combine_guidance: bool = False,
+    joint_anchor: int | str | None = None,
+    anchor_steps: int | None = None,
+    joint_steps: int | None = None,
     clip_denoised: float | None = DEFAULT_CLIP_DENOISED,
     callback: Callback | None = None,
     device: torch.device | str | None = None,
@@ -873,6 +898,18 @@ def generate_latents(
         guidance: ``{modality index or name: weight}``, guidance per conditioning modality (see
             :class:`MaskedEpsModel`); each active branch adds one NFE per evaluation, all branches
             share one batched forward pass. None or ``{}``: no guidance.
+        combine_guidance: one unconditional branch with every guided conditioning modality absent
+            at once (2 NFE per evaluation whatever the number of given modalities), see
+            :class:`MaskedEpsModel`.
+        joint_anchor: a modality (index or name) through which rows with nothing given are
+            generated in two stages: first a joint sample over every modality with
+            ``anchor_steps`` steps of the same sampler, of which only the anchor's latent is kept
+            (a sample of its marginal); then the other modalities conditionally on it with
+            ``steps`` steps, with the anchor's guidance weight. Conditional rows are untouched.
+            NFE adds up. None: one joint stage.
+        anchor_steps: steps of the first stage (default ``steps``).
+        joint_steps: steps when no row conditions on anything (plain joint generation, which has
+            no guidance branch and so can afford more steps for the same NFE); default ``steps``.
         clip_denoised: bound on the predicted clean latent in whitened units (see
             :class:`MaskedEpsModel`); None: no clipping. The default 5.0 suits latents
             standardised per dimension, as the pipeline's are.
@@ -896,6 +933,8 @@ def generate_latents(
         raise ValueError(f"n must be >= 1, got {n}")
     device = torch.device(device) if device is not None else _default_device(eps_model, known)
     given = _resolve_given(given, n, layout, device)
+    if joint_steps is not None and joint_anchor is None and not bool(given.any()):
+        steps = int(joint_steps)
     known = _resolve_known(known, given, n, layout, device, dtype)
     ts = time_grid(
         sde,
@@ -904,8 +943,17 @@ def generate_latents(
         t_min=defaults.t_min if t_min is None else float(t_min),
         rho=rho,
     )
+    anchor_nfe = 0
+    if joint_anchor is not None:
+        given, known, anchor_nfe = _generate_anchor(
+            eps_model, sde, layout, given, known, joint_anchor,
+            dict(sampler=sampler, steps=steps if anchor_steps is None else int(anchor_steps), generator=generator,
+                 progress=progress, grid=grid, t_min=t_min, rho=rho, clip_denoised=clip_denoised,
+                 denoise_final=denoise_final, device=device, dtype=dtype, **options),
+        )
     model = MaskedEpsModel(
-        eps_model, sde, layout, given, known, guidance=guidance, clip_denoised=clip_denoised, generator=generator
+        eps_model, sde, layout, given, known, guidance=guidance, clip_denoised=clip_denoised, generator=generator,
+        combine_guidance=combine_guidance,
     )
     with torch.no_grad():
         # the prior N(0, I), drawn on the generator's device
@@ -915,12 +963,44 @@ def generate_latents(
             x = model.denoised(x, float(ts[-1]))
         x = model.impose(x)
     return SampleResult(
-        latents=x, nfe=model.nfe, sampler=sampler, steps=steps, given=given, calls=model.calls, clipped=model.clipped
+        latents=x, nfe=anchor_nfe + model.nfe, sampler=sampler, steps=steps, given=given, calls=model.calls,
+        clipped=model.clipped,
     )
 
 
+def _generate_anchor(
+    eps_model: EpsModel,
+    sde: VPSDE,
+    layout: LatentLayout,
+    given: Tensor,
+    known: Tensor | None,
+    anchor: int | str,
+    settings: dict[str, Any],
+) -> tuple[Tensor, Tensor | None, int]:
+    """First stage of ``joint_anchor``: a joint sample for the rows with nothing given, of which the
+    anchor's latent becomes known. Returns the new ``given (n, M)``, ``known (n, D)`` and the NFE."""
+    index = layout.index(anchor) if isinstance(anchor, str) else int(anchor)
+    if not 0 <= index < layout.num_modalities:
+        raise ValueError(f"joint_anchor {anchor!r}: the layout has modalities {list(layout.names)}")
+    if layout.num_modalities < 2:
+        raise ValueError("joint_anchor needs at least two modalities")
+    rows = torch.nonzero(~given.any(-1)).flatten()
+    if rows.numel() == 0:
+        return given, known, 0
+    first = generate_latents(eps_model, sde, layout, rows.numel(), **settings)
+    known = torch.zeros(given.shape[0], layout.total_dim, device=given.device,
+                        dtype=settings["dtype"]) if known is None else known.clone()
+    known[rows] = first.latents.to(known)
+    given = given.clone()
+    given[rows, index] = True
+    return given, known, first.nfe
+
+
 #: Keyword options of :func:`generate_latents` that every sampler accepts (recipe ``sampling.options``).
-COMMON_OPTIONS = ("grid", "t_min", "rho", "clip_denoised", "denoise_final")
+COMMON_OPTIONS = (
+    "grid", "t_min", "rho", "clip_denoised", "denoise_final", "combine_guidance", "joint_anchor", "anchor_steps",
+    "joint_steps",
+)
 
 
 def sampler_options(sampler: str) -> set[str]:

@@ -214,7 +214,7 @@ class CoherenceEvaluator:
 
     def _generate(
         self, given: tuple[str, ...], condition_index: int, sampler: str | None, steps: int | None,
-        seed: int, guidance: dict[str, float] | None, bar: Any,
+        seed: int, guidance: dict[str, float] | None, options: dict[str, Any], bar: Any,
     ) -> tuple[dict[str, Tensor], list[int]]:
         """Generate one sample per evaluated item (conditioned on its ``given`` modalities)."""
         total = num_items(self.items)
@@ -229,7 +229,7 @@ class CoherenceEvaluator:
                 kwargs["given"] = {name: self.items[name][start:stop] for name in given}
             if guidance:
                 kwargs["guidance"] = guidance
-            outputs = self.pipe.generate(**kwargs)
+            outputs = self.pipe.generate(**kwargs, **options)
             missing = [name for name in self.names if name not in outputs]
             if missing:
                 raise EvaluationError(f"pipe.generate returned no output for {', '.join(missing)}")
@@ -279,8 +279,11 @@ class CoherenceEvaluator:
         steps: int | None = None,
         seed: int = 0,
         guidance: dict[str, float] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> EvaluationResult:
-        """Evaluate joint generation and every condition once with this sampler, steps and seed."""
+        """Evaluate joint generation and every condition once with this sampler, steps and seed.
+
+        ``options``: sampler options passed to ``pipe.generate`` (e.g. ``{"eta": 1.0}``)."""
         from tqdm.auto import tqdm
 
         labels = self.items["label"]
@@ -303,7 +306,9 @@ class CoherenceEvaluator:
         try:
             for condition_index, given in enumerate([(), *self.subsets]):
                 started = time.perf_counter()
-                outputs, condition_nfes = self._generate(given, condition_index, sampler, steps, seed, guidance, bar)
+                outputs, condition_nfes = self._generate(
+                    given, condition_index, sampler, steps, seed, guidance, dict(options or {}), bar
+                )
                 nfes.extend(condition_nfes)
                 generation += time.perf_counter() - started
                 started = time.perf_counter()

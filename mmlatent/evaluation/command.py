@@ -1,6 +1,7 @@
 """Evaluate a run: ``mmlatent evaluate RUN`` and :func:`evaluate_run` (called at the end of training).
 
-``mmlatent evaluate RUN [--sampler S] [--steps K] [--limit N] [--seed S] [--guidance NAME=W]``
+``mmlatent evaluate RUN [--sampler S] [--steps K] [--option KEY=VALUE] [--guidance NAME=W] [--limit N]
+[--seed S] [--split val]``
 loads the run, trains (once) or reloads its coherence classifiers, measures coherence, Frechet
 distances (classifier features; FID and CLIP-S when the recipe's ``evaluation.inception_weights`` /
 ``evaluation.clip_model`` name local files), writes ``RUN/metrics.json``, renders samples and
@@ -15,7 +16,7 @@ metrics of several runs side by side (from their ``metrics.json``).
      "nfe": 20, "sampler": {"name": "heun", "steps": 10},
      "classifier_accuracy": {"gray": 0.97, "color": 0.93},
      "timings": {"classifiers_s": ..., "generation_s": ..., "total_s": ..., ...},
-     "seed": 0, "limit": null, "num_items": 397, "guidance": null, "conditions": "all"}
+     "seed": 0, "limit": null, "num_items": 397, "split": "test", "guidance": null, "conditions": "all"}
 """
 
 from __future__ import annotations
@@ -70,11 +71,14 @@ def build_evaluator(
     keep_samples: int | None = None,
     max_all_subsets: int = MAX_ALL_SUBSETS,
     progress: bool = True,
+    split: str = "test",
 ) -> tuple[CoherenceEvaluator, dict[str, float]]:
     """Set up the evaluation of a pipeline once (data, classifiers, FID/CLIP models).
 
-    Returns the evaluator (call ``.run(sampler, steps, seed, guidance)`` as often as needed) and
-    the setup timings. Missing arguments fall back on the recipe's ``evaluation`` section.
+    Returns the evaluator (call ``.run(sampler, steps, seed, guidance, options)`` as often as
+    needed) and the setup timings. Missing arguments fall back on the recipe's ``evaluation``
+    section. ``split``: the labelled split evaluated (``"val"`` to choose settings without looking
+    at the test pairs); classifiers always train on ``"train"``.
     """
     run_dir = Path(run_dir) if run_dir is not None else None
     section = _recipe_evaluation(pipe)
@@ -90,7 +94,7 @@ def build_evaluator(
         keep_samples = int(getattr(section, "samples", None) or 16)
 
     started = time.perf_counter()
-    test_data = load_split(pipe, "test")
+    test_data = load_split(pipe, split)
     load_seconds = time.perf_counter() - started
     started = time.perf_counter()
     classifiers = load_or_train_classifiers(
@@ -130,13 +134,21 @@ def build_evaluator(
     return evaluator, timings
 
 
-def _sampler_record(pipe: Any, sampler: str | None, steps: int | None) -> dict[str, Any]:
-    """The sampler actually used: explicit arguments, else the recipe's ``sampling`` defaults."""
+def _sampler_record(
+    pipe: Any, sampler: str | None, steps: int | None, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The sampler actually used: explicit arguments, else the recipe's ``sampling`` defaults
+    (the recipe's options belong to the recipe's sampler only, as in ``MLDPipeline.generate``)."""
     sampling = getattr(getattr(pipe, "recipe", None), "sampling", None)
     name = sampler or getattr(sampling, "sampler", None)
-    if steps is None:
+    own = name == getattr(sampling, "sampler", None)
+    if steps is None and own:
         steps = getattr(sampling, "steps", None)
-    return {"name": name, "steps": steps}
+    record = {"name": name, "steps": steps}
+    merged = {**(dict(getattr(sampling, "options", None) or {}) if own else {}), **dict(options or {})}
+    if merged:
+        record["options"] = merged
+    return record
 
 
 def metrics_record(
@@ -148,6 +160,7 @@ def metrics_record(
     limit: int | None,
     guidance: dict[str, float] | None,
     timings: dict[str, float],
+    split: str = "test",
 ) -> dict[str, Any]:
     """The ``metrics.json`` object of one evaluation."""
     record: dict[str, Any] = {
@@ -167,6 +180,7 @@ def metrics_record(
             "seed": seed,
             "limit": limit,
             "num_items": result.num_items,
+            "split": split,
             "guidance": guidance or None,
             "conditions": "all" if len(evaluator.subsets) == 2 ** len(evaluator.names) - 2 else "single+leave-one-out",
         }
@@ -196,8 +210,13 @@ def evaluate_run(
     clip_model: str | Path | None = None,
     progress: bool = True,
     device: str | None = None,
+    options: dict[str, Any] | None = None,
+    split: str = "test",
 ) -> dict[str, Any]:
     """Evaluate a run; returns the ``metrics.json`` object (and writes it, the samples and the report).
+
+    ``options``: sampler options (as ``mmlatent evaluate --option KEY=VALUE``); ``split``: the
+    labelled split evaluated (``"val"`` to choose settings).
 
     ``pipeline``: an already loaded ``MLDPipeline`` (or an object with its API); loaded from
     ``run_dir`` (on ``device``, default the CPU) when None. ``limit`` defaults to the recipe's ``evaluation.limit``. Raises
@@ -220,17 +239,19 @@ def evaluate_run(
         inception_weights=inception_weights,
         clip_model=clip_model,
         progress=progress,
+        split=split,
     )
-    result = evaluator.run(sampler=sampler, steps=steps, seed=seed, guidance=guidance)
+    result = evaluator.run(sampler=sampler, steps=steps, seed=seed, guidance=guidance, options=options)
     timings["total_s"] = round(time.perf_counter() - started, 4)
     metrics = metrics_record(
         evaluator,
         result,
-        sampler=_sampler_record(pipeline, sampler, steps),
+        sampler=_sampler_record(pipeline, sampler, steps, options),
         seed=seed,
         limit=limit,
         guidance=guidance,
         timings=timings,
+        split=split,
     )
     if write:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -336,6 +357,7 @@ def _parse_guidance(pairs: Sequence[tuple[str, str]] | None) -> dict[str, float]
 def evaluate_command(args: Any) -> int:
     """``mmlatent evaluate`` (argument object from :mod:`mmlatent.cli`); returns the exit code."""
     from mmlatent.checkpoint import CheckpointError
+    from mmlatent.pipeline import parse_sampler_options
 
     try:
         if getattr(args, "compare", None):
@@ -356,6 +378,8 @@ def evaluate_command(args: Any) -> int:
             limit=args.limit,
             seed=args.seed,
             guidance=_parse_guidance(getattr(args, "guidance", None)),
+            options=parse_sampler_options(getattr(args, "option", [])),
+            split=getattr(args, "split", "test"),
         )
     except (EvaluationError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)

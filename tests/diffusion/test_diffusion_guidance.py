@@ -47,7 +47,7 @@ def test_guided_eps_is_one_batched_pass_with_the_formula():
     for branch, (index, other) in enumerate([(0, 1), (1, 0)]):
         bx, btau = xs[4 * (branch + 1): 4 * (branch + 2)], taus[4 * (branch + 1): 4 * (branch + 2)]
         part, keep = LAYOUT.slices[index], LAYOUT.slices[other]
-        assert torch.equal(bx[:, part], torch.randn(4, LAYOUT.dims[index], generator=gen))  # absent: noise
+        assert torch.equal(bx[:, part], torch.randn(4, 9, generator=gen)[:, part])  # absent: noise
         assert torch.equal(bx[:, keep], x[:, keep]) and torch.equal(bx[:, 5:], x[:, 5:])
         assert (btau[:, index] == SDE.T).all() and (btau[:, other] == 0).all()
         assert torch.allclose(btau[:, 2], torch.tensor(0.6))
@@ -126,6 +126,60 @@ def test_guidance_pushes_the_gaussian_conditional_beyond_its_mean(gaussian_probl
         shifts.append(float((mean - problem.data.mean[unknown]) @ direction / (direction @ direction)))
         assert result.nfe == (30 if w == 0 else 60)
     assert abs(shifts[0] - 1) < 0.05 and 1.2 < shifts[1] < shifts[2]
+
+
+def test_combined_guidance_is_one_branch_with_every_guided_modality_absent():
+    given = torch.tensor([[True, True, False], [True, False, False], [False, True, False], [False, False, False]])
+    known = torch.randn(4, 9)
+    net = Recorder()
+    model = MaskedEpsModel(net, SDE, LAYOUT, given, known, guidance={"a": 1.5, "b": -2.0}, combine_guidance=True,
+                           generator=torch.Generator().manual_seed(0))
+    x = model.impose(torch.randn(4, 9, generator=torch.Generator().manual_seed(1)))
+    eps = model.eps(x, 0.4)
+    assert model.nfe == 2 and model.calls == 1
+    xs, taus = net.calls[0]
+    assert xs.shape[0] == 4 + 3  # rows 0, 1, 2 condition on a guided modality; row 3 is joint
+    btau = taus[4:]
+    assert torch.equal(btau[:, :2] == SDE.T, given[:3, :2])  # each row's guided modalities absent together
+    assert torch.allclose(btau[:, 2], torch.tensor(0.4))
+    out = net(xs, taus)
+    cond, uncond = out[:4], out[4:]
+    weight = torch.tensor([[-2.0], [1.5], [-2.0]])  # the largest weight in size among the absent ones
+    expected = cond[:3] + weight * (cond[:3] - uncond)
+    unknown = ~model.known_dims
+    assert torch.allclose(eps[:3][unknown[:3]], expected[unknown[:3]])
+    assert torch.equal(eps[3], cond[3])
+
+
+def test_joint_anchor_generates_the_anchor_first_then_the_rest_given_it():
+    net = Recorder()
+    given = torch.tensor([[False, False, False], [False, False, False], [False, True, False]])
+    known = torch.randn(3, 9)
+    result = generate_latents(net, SDE, LAYOUT, 3, known=known, given=given, sampler="ddim", steps=4, eta=1.0,
+                              joint_anchor="a", anchor_steps=3, guidance={"a": 1.0},
+                              generator=torch.Generator().manual_seed(0))
+    # stage 1: 3 joint steps for the 2 joint rows; stage 2: 4 guided steps (2 NFE each)
+    assert result.nfe == 3 + 8
+    first, second = net.calls[:3], net.calls[3:]
+    assert len(first) == 3 and all(x.shape[0] == 2 and bool((tau > 0).all()) for x, tau in first)
+    assert len(second) == 4
+    x, tau = second[0]
+    assert x.shape[0] == 3 + 2  # the guidance branch holds the two rows that now condition on a
+    assert torch.equal(tau[:2, 0], torch.zeros(2)) and bool((tau[2, 0] > 0))  # a given in the joint rows
+    assert torch.equal(result.latents[2, 3:5], known[2, 3:5])  # the conditional row is untouched
+    assert bool((result.given[:2, 0]).all()) and not bool(result.given[2, 0])
+    with pytest.raises(ValueError, match="joint_anchor"):
+        generate_latents(net, SDE, LAYOUT, 2, sampler="ddim", steps=2, joint_anchor=7)
+
+
+def test_joint_anchor_keeps_the_gaussian_joint(gaussian_problem):
+    """Anchor-first sampling is an exact factorisation p(a) p(b | a): with the exact score the
+    two-stage sample has the joint mean and covariance."""
+    problem = gaussian_problem
+    result = generate_latents(problem.data.eps_model(problem.sde), problem.sde, problem.layout, 4000,
+                              sampler="heun", steps=25, joint_anchor=0, generator=torch.Generator().manual_seed(0))
+    mean_error, cov_error = problem.moments_check(result.latents, torch.zeros(2, dtype=torch.bool))
+    assert result.nfe == 100 and mean_error < 0.1 and cov_error < 0.12
 
 
 # ----------------------------------------------------------------------------------- clipping

@@ -79,7 +79,7 @@ class FakePipeline:
     NUM_CLASSES = NUM_CLASSES
 
     def __init__(self, names=("a", "b"), mode="perfect", n_train=400, n_test=200, seed=0,
-                 no_classifier=(), nfe_per_step=1, image=(), text=()):
+                 no_classifier=(), nfe_per_step=1, image=(), text=(), n_val=0):
         self.names = list(names)
         self.mode = mode
         rng = np.random.default_rng(seed)
@@ -94,6 +94,8 @@ class FakePipeline:
         for name in text:
             self.modalities[name].prototypes = self.prototypes[name]
         self.splits = {"train": self._items(rng, n_train), "test": self._items(rng, n_test)}
+        if n_val:
+            self.splits["val"] = self._items(rng, n_val)
         self.recipe = SimpleNamespace(
             name="fake",
             sampling=SimpleNamespace(sampler="heun", steps=10),
@@ -129,13 +131,13 @@ class FakePipeline:
         distances = torch.cdist(given[name].float().flatten(1), self.prototypes[name])
         return distances.argmin(dim=1)
 
-    def generate(self, n=None, given=None, sampler=None, steps=None, seed=0, guidance=None):
+    def generate(self, n=None, given=None, sampler=None, steps=None, seed=0, guidance=None, **options):
         given = dict(given or {})
         if given:
             n = next(iter(given.values())).shape[0]
         generator = torch.Generator().manual_seed(int(seed))
         self.calls.append({"n": n, "given": sorted(given), "sampler": sampler, "steps": steps, "seed": seed,
-                           "guidance": guidance})
+                           "guidance": guidance, "options": options})
         if self.mode == "perfect":
             labels = self._infer_labels(given) if given else torch.randint(0, NUM_CLASSES, (n,), generator=generator)
         out = {}

@@ -1,4 +1,5 @@
-"""benchmarks/coherence_vs_nfe.py: its configurations and rows, on the fake pipeline."""
+"""benchmarks/coherence_vs_nfe.py: candidates at <= 24 NFE, selection on a split that is never
+reported, the comparison against the paper sampler, rows, table and plot (on the fake pipeline)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
-from mmlatent.evaluation.command import build_evaluator
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "coherence_vs_nfe.py"
 
@@ -21,32 +20,63 @@ def bench():
     return module
 
 
-def test_configurations_cover_the_paper_and_fast_samplers(bench):
-    names = ["euler_maruyama", "repaint", "euler", "heun", "ddim", "dpm_solver++", "newcomer"]
+def test_candidates_stay_within_24_nfe_and_cover_guidance(bench):
+    from mmlatent.diffusion.sampling import SAMPLERS, sampler_options
+
     for quick in (False, True):
-        configs = bench.configurations(names, quick)
-        assert ("repaint", 250) in configs and ("euler_maruyama", 250) in configs
-        for name in ["euler", "ddim", "dpm_solver++", "newcomer"]:
-            assert any(n == name and steps <= 24 for n, steps in configs)
-        assert any(n == "heun" and 2 * steps <= 24 for n, steps in configs)  # heun: 2 NFE per step
-        assert configs[0] == ("repaint", 250)
+        configs = bench.candidates(["a", "b"], quick)
+        for cfg in configs:
+            assert cfg["sampler"] in SAMPLERS
+            assert set(cfg["options"]) <= sampler_options(cfg["sampler"])
+            per_step = 2 if cfg["guidance"] or cfg["sampler"] in ("heun", "churn") else 1
+            assert cfg["steps"] * per_step <= bench.FAST_NFE
+            assert cfg["options"].get("joint_steps", 0) <= bench.FAST_NFE
+        assert any(cfg["guidance"] == {"a": 1.0, "b": 1.0} for cfg in configs)
 
 
-def test_rows_table_and_plot(bench, fake_pipeline, tmp_path):
-    pipe = fake_pipeline(n_test=30)
-    evaluator, _ = build_evaluator(pipe, tmp_path, classifier_settings={"epochs": 3, "lr": 1e-2, "batch_size": 64},
-                                   progress=False)
-    rows = [bench.run_configuration(evaluator, "repaint", 250, seeds=2),
-            bench.run_configuration(evaluator, "heun", 12, seeds=2)]
-    paper = rows[0]
-    assert paper["sampler"] == "euler_maruyama" and paper["repaint"] is True and paper["steps"] == 250
-    assert paper["nfe"] == 250 and paper["seeds"] == 2  # the fake reports steps as NFE
-    assert set(paper["coherence"]) == {"joint", "a->b", "b->a"} and set(paper["fd"]) == {"joint:a", "joint:b",
-                                                                                          "a->b", "b->a"}
-    assert paper["joint_std"] is not None and paper["seconds"] >= 0
-    assert rows[1]["sampler"] == "heun" and rows[1]["repaint"] is False
-    json.dumps(rows)  # the last printed line must be JSON
-    text = bench.table(rows)
-    assert "EM + RePaint" in text and "heun" in text
-    png = bench.plot(rows, tmp_path / "plot.png", "test")
-    assert png.is_file() and png.stat().st_size > 1000
+def _row(coherence, fd):
+    return {"coherence": coherence, "fd": fd}
+
+
+def test_comparison_and_selection_order(bench):
+    paper = _row({"joint": 0.9, "a->b": 0.8}, {"joint:a": 10.0, "a->b": 5.0})
+    close = _row({"joint": 0.895, "a->b": 0.85}, {"joint:a": 11.0, "a->b": 6.0})
+    c = bench.compare(close, paper)
+    assert c["margins"] == pytest.approx({"joint": -0.005, "a->b": 0.05})
+    assert c["coherence_ok"] and c["fd_ok"] and c["worst_fd_ratio"] == pytest.approx(1.2)
+    assert c["shortfall"] == pytest.approx(-0.005)
+    worse_fd = _row({"joint": 0.95, "a->b": 0.95}, {"joint:a": 13.0, "a->b": 5.0})
+    short = _row({"joint": 0.7, "a->b": 0.95}, {"joint:a": 10.0, "a->b": 5.0})
+    for row in (close, worse_fd, short):
+        row["comparison"] = bench.compare(row, paper)
+    assert not worse_fd["comparison"]["fd_ok"] and not short["comparison"]["coherence_ok"]
+    ranked = sorted([worse_fd, short, close], key=bench.selection_key, reverse=True)
+    assert ranked == [close, short, worse_fd]  # FD within 1.2x first, then the coherence shortfall
+
+
+@pytest.mark.parametrize("select_on, n_val", [("val", 24), ("test-half", 0)])
+def test_benchmark_selects_on_one_split_and_reports_on_another(bench, fake_pipeline, tmp_path, capsys,
+                                                               select_on, n_val):
+    pipe = fake_pipeline(n_test=40, n_val=n_val)
+    result = bench.run_benchmark(pipe, tmp_path, seeds=2, select_on="auto", quick=True, sweep=False,
+                                 batch_size=64)
+    json.dumps(result)  # printed as the last line
+    reported = result["rows"][0]["num_items"]
+    selected = result["selection"][0]["num_items"]
+    assert (selected, reported) == ((24, 40) if select_on == "val" else (20, 20))
+    assert select_on in result["selection_split"] or (select_on == "test-half" and "halves" in result["selection_split"])
+    labels = [row["label"] for row in result["rows"]]
+    assert labels[0] == bench.PAPER["label"] and labels[1].startswith("chosen: ") and "euler_maruyama 250" in labels
+    assert all(row["seeds"] == 2 and set(row["coherence_sd"]) == set(row["coherence"]) for row in result["rows"])
+    assert result["rows"][0]["nfe"] == 250 and result["chosen"]["nfe"] <= bench.FAST_NFE  # fake: NFE = steps
+    chosen = result["chosen"]
+    assert result["comparison"]["margins"] == pytest.approx(
+        {k: chosen["coherence"][k] - v for k, v in result["rows"][0]["coherence"].items()})
+    # the chosen configuration is the best of the selection rows, by the selection order
+    best = max(result["selection"][1:], key=bench.selection_key)
+    assert chosen["label"] == "chosen: " + best["label"]
+    # the guided candidates passed their options and weights to the pipeline
+    assert any(call["options"].get("combine_guidance") and call["guidance"] for call in pipe.calls)
+    out = capsys.readouterr().out
+    assert "chosen vs paper" in out and ("met" in out)
+    assert Path(result["plot"]).is_file() and Path(result["plot"]).stat().st_size > 1000
