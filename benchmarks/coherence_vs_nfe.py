@@ -11,9 +11,10 @@ best configuration at <= 24 NFE, chosen on a validation split and reported on te
    configuration at <= 24 NFE (:func:`candidates`: samplers, time grids, guidance weights with a
    learned unconditional branch, ``joint_steps``) are evaluated with ``--seeds`` sampling seeds;
    then the guidance weight of each modality in turn is tuned on the best candidate
-   (:func:`tune_weights`). The score of a configuration (:func:`selection_key`): Frechet distances
-   all within 1.2x the paper sampler's first, then the total shortfall sum_d min(0, c_d - p_d) of
-   coherence against the paper sampler over every direction d, then the mean margin.
+   (:func:`tune_weights`). The order of configurations (:func:`selection_key`): both targets met
+   first (coherence within 0.01 of the paper sampler in every direction, Frechet distances within
+   1.2x), then the total shortfall sum_d min(0, c_d - p_d) of coherence over every direction d,
+   then the worst Frechet-distance ratio.
 2. **Report** (the test split, or its other half): the paper sampler, the chosen configuration,
    plain Euler-Maruyama, the students of ``RUN/students`` (``mmlatent distill``), and (unless
    ``--no-sweep``) every sampler at several step counts; each row is the mean over ``--seeds``
@@ -78,7 +79,8 @@ def candidates(names: list[str], quick: bool = False) -> list[dict]:
     out = []
     for grid in grids:
         out.append(config(f"ddim eta=1 24 {grid}", "ddim", 24, {"eta": 1.0, "grid": grid}))
-        out.append(config(f"euler_maruyama 24 {grid}", "euler_maruyama", 24, {"grid": grid}))
+        out.append(config(f"euler_maruyama 24 {grid}", "euler_maruyama", 24,
+                          {"grid": grid} if grid == "uniform" else {"grid": grid, "t_min": 1e-3}))
         for w in weights:
             out.append(config(
                 f"ddim eta=1 12 {grid} guided w={w:g}", "ddim", 12,
@@ -93,6 +95,37 @@ def candidates(names: list[str], quick: bool = False) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------- measuring
+class RowCache:
+    """Measured rows kept in a JSON file (written atomically after every row), so that a benchmark
+    that stops half-way starts again where it was. Keyed by the split's items, the configuration
+    (without its label) and the number of seeds."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.rows = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+
+    @staticmethod
+    def key(evaluator: Any, cfg: dict, seeds: int) -> str:
+        import hashlib
+
+        items = evaluator.items["label"]
+        first = evaluator.items[evaluator.names[0]]
+        digest = hashlib.sha1(items.numpy().tobytes() + first.float().numpy().tobytes()
+                              + str(evaluator.names).encode()).hexdigest()[:12]
+        setting = {k: cfg.get(k) for k in ("sampler", "steps", "options", "guidance")}
+        return json.dumps([digest, int(items.shape[0]), setting, seeds], sort_keys=True)
+
+    def measure(self, evaluator: Any, cfg: dict, seeds: int) -> dict:
+        key = self.key(evaluator, cfg, seeds)
+        if key not in self.rows:
+            self.rows[key] = measure(evaluator, cfg, seeds)
+            if self.path is not None:
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                tmp.write_text(json.dumps(self.rows))
+                tmp.replace(self.path)
+        return {**self.rows[key], "label": cfg["label"]}
+
+
 def measure(evaluator: Any, cfg: dict, seeds: int) -> dict:
     """``cfg`` evaluated with sampling seeds 0..seeds-1: means (and sd) over the seeds."""
     results = [evaluator.run(sampler=cfg["sampler"], steps=cfg["steps"], seed=seed,
@@ -131,12 +164,16 @@ def compare(row: dict, paper: dict) -> dict:
 
 
 def selection_key(row: dict) -> tuple:
-    """Larger is better: FD within 1.2x, then the coherence shortfall, then the mean margin."""
+    """Larger is better: both targets met (coherence within 0.01 everywhere, Frechet distances
+    within 1.2x), then the coherence shortfall, then the worst Frechet-distance ratio, then the
+    mean margin."""
     c = row["comparison"]
-    return (c["fd_ok"], round(c["shortfall"], 6), statistics.fmean(c["margins"].values()))
+    return (c["coherence_ok"] and c["fd_ok"], round(c["shortfall"], 6), -round(c["worst_fd_ratio"], 6),
+            statistics.fmean(c["margins"].values()))
 
 
-def tune_weights(evaluator: Any, best: dict, paper: dict, names: list[str], seeds: int, log) -> list[dict]:
+def tune_weights(evaluator: Any, best: dict, paper: dict, names: list[str], seeds: int, log,
+                 cache: RowCache | None = None) -> list[dict]:
     """Coordinate search over the guidance weight of each modality of a guided configuration."""
     rows = []
     if not best.get("guidance"):
@@ -149,7 +186,7 @@ def tune_weights(evaluator: Any, best: dict, paper: dict, names: list[str], seed
             guidance = {**current["guidance"], name: value}
             label = current["label"].split(" guided")[0] + " guided " + ",".join(
                 f"{k}={v:g}" for k, v in guidance.items())
-            row = measure(evaluator, {**current, "label": label, "guidance": guidance}, seeds)
+            row = (cache or RowCache(None)).measure(evaluator, {**current, "label": label, "guidance": guidance}, seeds)
             row["comparison"] = compare(row, paper)
             rows.append(row)
             log(row)
@@ -253,11 +290,12 @@ def split_evaluators(pipe: Any, run: Path, select_on: str, limit: int | None, ba
 
 def run_benchmark(pipe: Any, run: Path, *, seeds: int = 3, select_on: str = "auto", limit: int | None = None,
                   quick: bool = False, sweep: bool = True, batch_size: int = 512,
-                  plot_path: Path | None = None) -> dict:
+                  plot_path: Path | None = None, cache_path: Path | None = None) -> dict:
     """Select on the selection split, measure on the report split, print the tables; returns the
     result object (printed as JSON by :func:`main`)."""
     started = time.perf_counter()
     names = list(pipe.names)
+    cache = RowCache(cache_path)
     selection_eval, report_eval, split_note = split_evaluators(pipe, run, select_on, limit, batch_size)
 
     def log(row: dict) -> None:
@@ -269,18 +307,18 @@ def run_benchmark(pipe: Any, run: Path, *, seeds: int = 3, select_on: str = "aut
 
     print(f"selection on {split_note}: {selection_eval.items['label'].shape[0]} / "
           f"{report_eval.items['label'].shape[0]} items, {seeds} seeds", file=sys.stderr)
-    paper_sel = measure(selection_eval, config(**PAPER), seeds)
+    paper_sel = cache.measure(selection_eval, config(**PAPER), seeds)
     log(paper_sel)
     selection = []
     for cfg in candidates(names, quick):
-        row = measure(selection_eval, cfg, seeds)
+        row = cache.measure(selection_eval, cfg, seeds)
         if row["nfe"] > FAST_NFE:
             raise AssertionError(f"{cfg['label']} costs {row['nfe']} NFE > {FAST_NFE}")
         row["comparison"] = compare(row, paper_sel)
         selection.append(row)
         log(row)
     best = max(selection, key=selection_key)
-    selection += tune_weights(selection_eval, best, paper_sel, names, seeds, log)
+    selection += tune_weights(selection_eval, best, paper_sel, names, seeds, log, cache)
     chosen_cfg = {k: v for k, v in max(selection, key=selection_key).items()
                   if k in ("label", "sampler", "steps", "options", "guidance")}
     chosen_cfg["label"] = "chosen: " + chosen_cfg["label"]
@@ -296,7 +334,7 @@ def run_benchmark(pipe: Any, run: Path, *, seeds: int = 3, select_on: str = "aut
                     report_configs.append(config(f"{sampler} {steps}", sampler, steps))
     rows = []
     for cfg in report_configs:
-        rows.append(measure(report_eval, cfg, seeds))
+        rows.append(cache.measure(report_eval, cfg, seeds))
         log(rows[-1])
     paper, chosen = rows[0], rows[1]
     for row in rows[1:]:
@@ -339,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--plot", default=None, help="PNG path (default RUN/coherence_vs_nfe.png)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cache", default=None,
+                        help="JSON file of measured rows, reused on a rerun (default RUN/coherence_vs_nfe_rows.json)")
     args = parser.parse_args(argv)
 
     from mmlatent.pipeline import MLDPipeline
@@ -347,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     pipe = MLDPipeline.load(run, device=args.device)
     result = run_benchmark(pipe, run, seeds=args.seeds, select_on=args.select_on, limit=args.limit,
                            quick=args.quick, sweep=not args.no_sweep, batch_size=args.batch_size,
-                           plot_path=Path(args.plot) if args.plot else None)
+                           plot_path=Path(args.plot) if args.plot else None,
+                           cache_path=Path(args.cache) if args.cache else run / "coherence_vs_nfe_rows.json")
     print(json.dumps(result))
     return 0
 

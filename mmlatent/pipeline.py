@@ -176,8 +176,7 @@ class MLDPipeline:
             if name not in self.modalities:
                 raise ValueError(f"guidance for unknown modality {name!r} (modalities: {', '.join(self.names)})")
         if weights:
-            # weights of modalities that are not given are inactive (a two-stage sampler with a
-            # joint_anchor gives the anchor in its second stage)
+            # weights of modalities that are not given are inactive (MaskedEpsModel)
             sampler_options["guidance"] = {self.names.index(k): float(w) for k, w in weights.items() if w}
         if cfg.denoise_final:
             sampler_options.setdefault("denoise_final", True)
@@ -242,8 +241,8 @@ def _check_sampler_options(sampler: str, options: Mapping[str, Any]) -> None:
 
 
 def parse_sampler_options(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """``[("eta", "0.5"), ("joint_anchor", "gray")]`` (from ``--option KEY=VALUE``) to
-    ``{"eta": 0.5, "joint_anchor": "gray"}``: each value is read as YAML (numbers, booleans, null)."""
+    """``[("eta", "0.5"), ("grid", "logsnr")]`` (from ``--option KEY=VALUE``) to
+    ``{"eta": 0.5, "grid": "logsnr"}``: each value is read as YAML (numbers, booleans, null)."""
     import yaml
 
     options = {}

@@ -181,7 +181,11 @@ class SamplingConfig(_Strict):
                                                                     "every sampler `grid` (uniform, logsnr, "
                                                                     "karras), `t_min` and `clip_denoised` "
                                                                     "(bound on the predicted clean latent, "
-                                                                    "default 5.0; null: none)")
+                                                                    "default 5.0; null: none), "
+                                                                    "`combine_guidance` (one unconditional "
+                                                                    "branch for all given modalities: 2 NFE "
+                                                                    "per step) and `joint_steps` (steps of "
+                                                                    "joint generation)")
     guidance: dict[str, float] = Field(default_factory=dict, description="guidance weight w per given modality "
                                                                        "name: eps + w (eps - eps with that "
                                                                        "modality absent), one more NFE per "
@@ -189,6 +193,20 @@ class SamplingConfig(_Strict):
                                                                        "with `diffusion.absent_prob` > 0")
     denoise_final: bool = Field(default=False, description="finish with one denoising step at the last grid "
                                                            "time (one more NFE)")
+
+    @model_validator(mode="after")
+    def _known_sampler(self) -> SamplingConfig:
+        from mmlatent.diffusion.sampling import SAMPLERS, sampler_options
+
+        if self.sampler.startswith("student:"):  # a distilled student of the run (mmlatent distill)
+            return self
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; available: {', '.join(sorted(SAMPLERS))}")
+        unknown = sorted(set(self.options) - sampler_options(self.sampler))
+        if unknown:
+            raise ValueError(f"sampler {self.sampler!r} has no option {', '.join(map(repr, unknown))}; its "
+                             f"options: {', '.join(sorted(sampler_options(self.sampler)))}")
+        return self
 
 
 class EvaluationConfig(_Strict):

@@ -867,8 +867,6 @@ def generate_latents(
     rho: float = 7.0,
     guidance: Mapping[int | str, float] | None = None,
     combine_guidance: bool = False,
-    joint_anchor: int | str | None = None,
-    anchor_steps: int | None = None,
     joint_steps: int | None = None,
     clip_denoised: float | None = DEFAULT_CLIP_DENOISED,
     callback: Callback | None = None,
@@ -901,13 +899,6 @@ def generate_latents(
         combine_guidance: one unconditional branch with every guided conditioning modality absent
             at once (2 NFE per evaluation whatever the number of given modalities), see
             :class:`MaskedEpsModel`.
-        joint_anchor: a modality (index or name) through which rows with nothing given are
-            generated in two stages: first a joint sample over every modality with
-            ``anchor_steps`` steps of the same sampler, of which only the anchor's latent is kept
-            (a sample of its marginal); then the other modalities conditionally on it with
-            ``steps`` steps, with the anchor's guidance weight. Conditional rows are untouched.
-            NFE adds up. None: one joint stage.
-        anchor_steps: steps of the first stage (default ``steps``).
         joint_steps: steps when no row conditions on anything (plain joint generation, which has
             no guidance branch and so can afford more steps for the same NFE); default ``steps``.
         clip_denoised: bound on the predicted clean latent in whitened units (see
@@ -933,7 +924,7 @@ def generate_latents(
         raise ValueError(f"n must be >= 1, got {n}")
     device = torch.device(device) if device is not None else _default_device(eps_model, known)
     given = _resolve_given(given, n, layout, device)
-    if joint_steps is not None and joint_anchor is None and not bool(given.any()):
+    if joint_steps is not None and not bool(given.any()):
         steps = int(joint_steps)
     known = _resolve_known(known, given, n, layout, device, dtype)
     ts = time_grid(
@@ -943,14 +934,6 @@ def generate_latents(
         t_min=defaults.t_min if t_min is None else float(t_min),
         rho=rho,
     )
-    anchor_nfe = 0
-    if joint_anchor is not None:
-        given, known, anchor_nfe = _generate_anchor(
-            eps_model, sde, layout, given, known, joint_anchor,
-            dict(sampler=sampler, steps=steps if anchor_steps is None else int(anchor_steps), generator=generator,
-                 progress=progress, grid=grid, t_min=t_min, rho=rho, clip_denoised=clip_denoised,
-                 denoise_final=denoise_final, device=device, dtype=dtype, **options),
-        )
     model = MaskedEpsModel(
         eps_model, sde, layout, given, known, guidance=guidance, clip_denoised=clip_denoised, generator=generator,
         combine_guidance=combine_guidance,
@@ -963,43 +946,14 @@ def generate_latents(
             x = model.denoised(x, float(ts[-1]))
         x = model.impose(x)
     return SampleResult(
-        latents=x, nfe=anchor_nfe + model.nfe, sampler=sampler, steps=steps, given=given, calls=model.calls,
+        latents=x, nfe=model.nfe, sampler=sampler, steps=steps, given=given, calls=model.calls,
         clipped=model.clipped,
     )
 
 
-def _generate_anchor(
-    eps_model: EpsModel,
-    sde: VPSDE,
-    layout: LatentLayout,
-    given: Tensor,
-    known: Tensor | None,
-    anchor: int | str,
-    settings: dict[str, Any],
-) -> tuple[Tensor, Tensor | None, int]:
-    """First stage of ``joint_anchor``: a joint sample for the rows with nothing given, of which the
-    anchor's latent becomes known. Returns the new ``given (n, M)``, ``known (n, D)`` and the NFE."""
-    index = layout.index(anchor) if isinstance(anchor, str) else int(anchor)
-    if not 0 <= index < layout.num_modalities:
-        raise ValueError(f"joint_anchor {anchor!r}: the layout has modalities {list(layout.names)}")
-    if layout.num_modalities < 2:
-        raise ValueError("joint_anchor needs at least two modalities")
-    rows = torch.nonzero(~given.any(-1)).flatten()
-    if rows.numel() == 0:
-        return given, known, 0
-    first = generate_latents(eps_model, sde, layout, rows.numel(), **settings)
-    known = torch.zeros(given.shape[0], layout.total_dim, device=given.device,
-                        dtype=settings["dtype"]) if known is None else known.clone()
-    known[rows] = first.latents.to(known)
-    given = given.clone()
-    given[rows, index] = True
-    return given, known, first.nfe
-
-
 #: Keyword options of :func:`generate_latents` that every sampler accepts (recipe ``sampling.options``).
 COMMON_OPTIONS = (
-    "grid", "t_min", "rho", "clip_denoised", "denoise_final", "combine_guidance", "joint_anchor", "anchor_steps",
-    "joint_steps",
+    "grid", "t_min", "rho", "clip_denoised", "denoise_final", "combine_guidance", "joint_steps",
 )
 
 

@@ -151,35 +151,13 @@ def test_combined_guidance_is_one_branch_with_every_guided_modality_absent():
     assert torch.equal(eps[3], cond[3])
 
 
-def test_joint_anchor_generates_the_anchor_first_then_the_rest_given_it():
+def test_joint_steps_apply_only_when_nothing_is_given():
     net = Recorder()
-    given = torch.tensor([[False, False, False], [False, False, False], [False, True, False]])
-    known = torch.randn(3, 9)
-    result = generate_latents(net, SDE, LAYOUT, 3, known=known, given=given, sampler="ddim", steps=4, eta=1.0,
-                              joint_anchor="a", anchor_steps=3, guidance={"a": 1.0},
-                              generator=torch.Generator().manual_seed(0))
-    # stage 1: 3 joint steps for the 2 joint rows; stage 2: 4 guided steps (2 NFE each)
-    assert result.nfe == 3 + 8
-    first, second = net.calls[:3], net.calls[3:]
-    assert len(first) == 3 and all(x.shape[0] == 2 and bool((tau > 0).all()) for x, tau in first)
-    assert len(second) == 4
-    x, tau = second[0]
-    assert x.shape[0] == 3 + 2  # the guidance branch holds the two rows that now condition on a
-    assert torch.equal(tau[:2, 0], torch.zeros(2)) and bool((tau[2, 0] > 0))  # a given in the joint rows
-    assert torch.equal(result.latents[2, 3:5], known[2, 3:5])  # the conditional row is untouched
-    assert bool((result.given[:2, 0]).all()) and not bool(result.given[2, 0])
-    with pytest.raises(ValueError, match="joint_anchor"):
-        generate_latents(net, SDE, LAYOUT, 2, sampler="ddim", steps=2, joint_anchor=7)
-
-
-def test_joint_anchor_keeps_the_gaussian_joint(gaussian_problem):
-    """Anchor-first sampling is an exact factorisation p(a) p(b | a): with the exact score the
-    two-stage sample has the joint mean and covariance."""
-    problem = gaussian_problem
-    result = generate_latents(problem.data.eps_model(problem.sde), problem.sde, problem.layout, 4000,
-                              sampler="heun", steps=25, joint_anchor=0, generator=torch.Generator().manual_seed(0))
-    mean_error, cov_error = problem.moments_check(result.latents, torch.zeros(2, dtype=torch.bool))
-    assert result.nfe == 100 and mean_error < 0.1 and cov_error < 0.12
+    joint = generate_latents(net, SDE, LAYOUT, 2, sampler="ddim", steps=4, joint_steps=9)
+    given = torch.tensor([True, False, False])
+    conditional = generate_latents(net, SDE, LAYOUT, 2, known=torch.zeros(9), given=given, sampler="ddim", steps=4,
+                                   joint_steps=9)
+    assert (joint.nfe, joint.steps, conditional.nfe, conditional.steps) == (9, 9, 4, 4)
 
 
 # ----------------------------------------------------------------------------------- clipping

@@ -64,6 +64,8 @@ BROKEN = [
     ("unknown modality train key", _set("modalities.a.train", {"epochs": 1, "momentum": 0.9}),
      "modalities.a.train.momentum"),
     ("bad sampling steps", _set("sampling.steps", -3), "sampling.steps"),
+    ("unknown sampler", _set("sampling.sampler", "ddimm"), "unknown sampler 'ddimm'"),
+    ("unknown sampler option", _set("sampling.options", {"etta": 1.0}), "has no option 'etta'"),
     ("field missing from dataset", _set("modalities.a.field", "nope"), "modalities.a.field: dataset 'tensors' has no field 'nope'"),
     ("reserved modality name", lambda r: {**r, "modalities": {**r["modalities"], "label": r["modalities"]["a"]}},
      "reserved"),
