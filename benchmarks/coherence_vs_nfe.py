@@ -11,7 +11,8 @@ best configuration at <= 24 NFE, chosen on a validation split and reported on te
    configuration at <= 24 NFE (:func:`candidates`: samplers, time grids, guidance weights with a
    learned unconditional branch, ``joint_steps``) are evaluated with ``--seeds`` sampling seeds;
    then the guidance weight of each modality in turn is tuned on the best candidate
-   (:func:`tune_weights`). The order of configurations (:func:`selection_key`): both targets met
+   (:func:`tune_weights`), and its joint generation is tried with guidance by each co-generated
+   modality (:func:`tune_joint_guidance`). The order of configurations (:func:`selection_key`): both targets met
    first (coherence within 0.01 of the paper sampler in every direction, Frechet distances within
    1.2x), then the total shortfall sum_d min(0, c_d - p_d) of coherence over every direction d,
    then the worst Frechet-distance ratio.
@@ -45,6 +46,7 @@ FAST_NFE = 24
 FD_RATIO = 1.2
 COHERENCE_SLACK = 0.01
 WEIGHT_VALUES = (0.0, 0.5, 1.0, 2.0, 3.0)
+JOINT_WEIGHTS = (1.0, 2.0, 4.0)
 
 #: The report's sweep: step counts per sampler (every fast sampler reaches <= 24 NFE).
 SWEEP_STEPS = {
@@ -195,6 +197,27 @@ def tune_weights(evaluator: Any, best: dict, paper: dict, names: list[str], seed
     return rows
 
 
+def tune_joint_guidance(evaluator: Any, best: dict, paper: dict, names: list[str], seeds: int, log,
+                        cache: RowCache | None = None) -> list[dict]:
+    """Joint generation of the chosen configuration guided by one co-generated modality
+    (``joint_guidance``): at the configuration's own step count instead of ``joint_steps``, so that
+    it costs the same 2 NFE per step as guided conditional generation."""
+    rows = []
+    current = best
+    base = {k: v for k, v in best["options"].items() if k not in ("joint_steps", "joint_guidance")}
+    for name in names:
+        for value in JOINT_WEIGHTS:
+            options = {**base, "joint_guidance": {name: value}}
+            label = best["label"] + f" joint_guidance {name}={value:g}"
+            row = (cache or RowCache(None)).measure(evaluator, {**best, "label": label, "options": options}, seeds)
+            row["comparison"] = compare(row, paper)
+            rows.append(row)
+            log(row)
+            if selection_key(row) > selection_key(current):
+                current = row
+    return rows
+
+
 # ------------------------------------------------------------------------------------- output
 def table(rows: list[dict], paper: dict | None = None) -> str:
     directions = list(rows[0]["coherence"]) if rows else []
@@ -319,6 +342,9 @@ def run_benchmark(pipe: Any, run: Path, *, seeds: int = 3, select_on: str = "aut
         log(row)
     best = max(selection, key=selection_key)
     selection += tune_weights(selection_eval, best, paper_sel, names, seeds, log, cache)
+    best = max(selection, key=selection_key)
+    if best.get("guidance") and len(names) > 1:
+        selection += tune_joint_guidance(selection_eval, best, paper_sel, names, seeds, log, cache)
     chosen_cfg = {k: v for k, v in max(selection, key=selection_key).items()
                   if k in ("label", "sampler", "steps", "options", "guidance")}
     chosen_cfg["label"] = "chosen: " + chosen_cfg["label"]

@@ -104,6 +104,11 @@ class MaskedEpsModel:
             ``eps = eps_cond + w (eps_cond - eps_uncond)`` with ``w`` the largest weight among
             them (classifier-free guidance on the whole conditioning set). 2 NFE per evaluation
             however many modalities are given.
+        joint_guidance: ``{modality index or name: weight}`` for the rows with nothing given
+            (joint generation): a branch with that modality absent, and on the dims of the OTHER
+            modalities ``eps = eps_joint + w (eps_joint - eps_absent)``: the others are pulled
+            towards agreeing with the modality as it is being generated (conditional guidance
+            by a co-generated modality). One more NFE per weighted modality and evaluation.
         clip_denoised: bound ``c`` on the predicted clean latent of the unknown dims: where
             ``|x0| > c`` with ``x0 = (x - sigma eps) / alpha``, x0 is clamped to ``[-c, c]`` and
             eps is replaced by the one consistent with the clamped x0,
@@ -136,6 +141,7 @@ class MaskedEpsModel:
         clip_denoised: float | None = None,
         generator: torch.Generator | None = None,
         combine_guidance: bool = False,
+        joint_guidance: Mapping[int | str, float] | None = None,
     ):
         self.eps_model = eps_model
         self.sde = sde
@@ -148,15 +154,13 @@ class MaskedEpsModel:
         if clip_denoised is not None and not clip_denoised > 0:
             raise ValueError(f"clip_denoised must be > 0 or None, got {clip_denoised}")
         self.clip_denoised = None if clip_denoised is None else float(clip_denoised)
-        self.branches = self._guidance_branches(guidance, combine_guidance)
+        self.branches = self._guidance_branches(guidance, combine_guidance) + self._joint_branches(joint_guidance)
         self.nfe = 0
         self.calls = 0
         self.clipped = 0
 
-    def _guidance_branches(
-        self, guidance: Mapping[int | str, float] | None, combine: bool
-    ) -> list[tuple[Tensor, Tensor, Tensor]]:
-        """The active guidance branches ``[(rows (r,) long, absent (r, M) bool, weight (r, 1))]``."""
+    def _weights(self, guidance: Mapping[int | str, float] | None) -> Tensor:
+        """``(M,)`` float64 weights from ``{modality index or name: weight}`` (0 where absent)."""
         weights = torch.zeros(self.layout.num_modalities, dtype=torch.float64)
         for key, weight in dict(guidance or {}).items():
             index = self.layout.index(key) if isinstance(key, str) else int(key)
@@ -169,6 +173,27 @@ class MaskedEpsModel:
             if not math.isfinite(weight):
                 raise ValueError(f"guidance weight of {self.layout.names[index]!r} must be finite, got {weight}")
             weights[index] = weight
+        return weights
+
+    def _joint_branches(self, joint_guidance: Mapping[int | str, float] | None) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """The branches of ``joint_guidance`` (rows with nothing given, one modality absent each)."""
+        weights = self._weights(joint_guidance)
+        rows = torch.nonzero(~self.given.cpu().any(-1)).flatten()
+        branches = []
+        if self.layout.num_modalities < 2 or not rows.numel():
+            return branches
+        for index in torch.nonzero(weights).flatten().tolist():
+            absent = torch.zeros(rows.numel(), self.layout.num_modalities, dtype=torch.bool)
+            absent[:, index] = True
+            branches.append((rows.to(self.given.device), absent.to(self.given.device),
+                             weights[index].expand(rows.numel(), 1)))
+        return branches
+
+    def _guidance_branches(
+        self, guidance: Mapping[int | str, float] | None, combine: bool
+    ) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """The active guidance branches ``[(rows (r,) long, absent (r, M) bool, weight (r, 1))]``."""
+        weights = self._weights(guidance)
         guided = self.given.cpu() & (weights != 0)  # (n, M): the guided conditioning modalities of each row
         device = self.given.device
         branches = []
@@ -220,10 +245,12 @@ class MaskedEpsModel:
             n = x.shape[0]
             cond = out[:n]
             guided, offset = cond.clone(), n
-            for rows, _, weight in self.branches:
+            for rows, absent, weight in self.branches:  # applied to the dims that are present in the branch
                 uncond = out[offset : offset + rows.numel()]
                 offset += rows.numel()
-                guided[rows] += weight.to(device=cond.device, dtype=cond.dtype) * (cond[rows] - uncond)
+                delta = torch.where(self.layout.modality_mask(absent), torch.zeros((), dtype=cond.dtype,
+                                    device=cond.device), cond[rows] - uncond)
+                guided[rows] += weight.to(device=cond.device, dtype=cond.dtype) * delta
             eps = torch.where(self.known_dims, cond, guided) if self.has_known else guided
         if self.clip_denoised is not None:
             eps = self._clip(x, t, eps)
@@ -867,6 +894,7 @@ def generate_latents(
     rho: float = 7.0,
     guidance: Mapping[int | str, float] | None = None,
     combine_guidance: bool = False,
+    joint_guidance: Mapping[int | str, float] | None = None,
     joint_steps: int | None = None,
     clip_denoised: float | None = DEFAULT_CLIP_DENOISED,
     callback: Callback | None = None,
@@ -899,6 +927,8 @@ def generate_latents(
         combine_guidance: one unconditional branch with every guided conditioning modality absent
             at once (2 NFE per evaluation whatever the number of given modalities), see
             :class:`MaskedEpsModel`.
+        joint_guidance: ``{modality: weight}``, guidance of joint generation by a co-generated
+            modality (see :class:`MaskedEpsModel`); one more NFE per weighted modality.
         joint_steps: steps when no row conditions on anything (plain joint generation, which has
             no guidance branch and so can afford more steps for the same NFE); default ``steps``.
         clip_denoised: bound on the predicted clean latent in whitened units (see
@@ -936,7 +966,7 @@ def generate_latents(
     )
     model = MaskedEpsModel(
         eps_model, sde, layout, given, known, guidance=guidance, clip_denoised=clip_denoised, generator=generator,
-        combine_guidance=combine_guidance,
+        combine_guidance=combine_guidance, joint_guidance=joint_guidance,
     )
     with torch.no_grad():
         # the prior N(0, I), drawn on the generator's device
@@ -953,7 +983,8 @@ def generate_latents(
 
 #: Keyword options of :func:`generate_latents` that every sampler accepts (recipe ``sampling.options``).
 COMMON_OPTIONS = (
-    "grid", "t_min", "rho", "clip_denoised", "denoise_final", "combine_guidance", "joint_steps",
+    "grid", "t_min", "rho", "clip_denoised", "denoise_final", "combine_guidance", "joint_guidance",
+    "joint_steps",
 )
 
 

@@ -151,6 +151,24 @@ def test_combined_guidance_is_one_branch_with_every_guided_modality_absent():
     assert torch.equal(eps[3], cond[3])
 
 
+def test_joint_guidance_pulls_the_other_modalities_of_joint_rows():
+    given = torch.tensor([[False, False, False], [True, False, False]])
+    known = torch.randn(2, 9)
+    net = Recorder()
+    model = MaskedEpsModel(net, SDE, LAYOUT, given, known, joint_guidance={"a": 2.0},
+                           generator=torch.Generator().manual_seed(0))
+    x = model.impose(torch.randn(2, 9, generator=torch.Generator().manual_seed(1)))
+    eps = model.eps(x, 0.7)
+    assert model.nfe == 2 and model.calls == 1
+    xs, taus = net.calls[0]
+    assert xs.shape[0] == 3 and taus[2].tolist() == pytest.approx([SDE.T, 0.7, 0.7])  # only the joint row
+    out = net(xs, taus)
+    cond, uncond = out[:2], out[2]
+    assert torch.equal(eps[0, :3], cond[0, :3])  # the guiding modality itself: the joint eps
+    assert torch.allclose(eps[0, 3:], cond[0, 3:] + 2.0 * (cond[0, 3:] - uncond[3:]))
+    assert torch.equal(eps[1], cond[1])  # the conditional row is not touched
+
+
 def test_joint_steps_apply_only_when_nothing_is_given():
     net = Recorder()
     joint = generate_latents(net, SDE, LAYOUT, 2, sampler="ddim", steps=4, joint_steps=9)
