@@ -144,14 +144,18 @@ class MLDPipeline:
     def generate(self, n: int | None = None, given: Mapping[str, Tensor] | None = None,
                  sampler: str | None = None, steps: int | None = None, seed: int = 0,
                  guidance: Mapping[str, float] | None = None, batch_size: int = 2048,
-                 progress: bool = False, **options: Any) -> dict[str, Tensor]:
+                 progress: bool = False, recipe_defaults: bool = True, **options: Any) -> dict[str, Tensor]:
         """Generate every modality not in ``given``; returns ``{name: data-space batch}`` for all.
 
         ``given`` maps modality names to data-space batches ``(N, *item_shape)`` (returned unchanged);
-        ``n`` is the number of samples (must equal N when ``given`` is not empty). ``sampler`` and
-        ``steps`` default to the recipe's ``sampling`` section (whose ``options`` are used only
-        with the recipe's own sampler). ``sampler="student:<name>"`` runs the few-step student
-        ``RUN/students/<name>`` made by ``mmlatent distill`` on its own grid. Sets ``self.last_nfe``.
+        ``n`` is the number of samples (must equal N when ``given`` is not empty). ``sampler``
+        defaults to the recipe's ``sampling.sampler``; the rest of the recipe's ``sampling`` section
+        (steps, options, guidance weights, denoise_final) belongs to that sampler and fills in what
+        the call leaves unset whenever that sampler runs, unless ``recipe_defaults=False`` (then
+        only the arguments of the call count). ``**options`` are sampler options (``eta``,
+        ``grid``, ``combine_guidance``, ``joint_guidance``, ...: ``sampler_options(sampler)``).
+        ``sampler="student:<name>"`` runs the few-step student ``RUN/students/<name>`` made by
+        ``mmlatent distill`` on its own grid. Sets ``self.last_nfe``.
         """
         from mmlatent.diffusion import generate_latents
 
@@ -167,18 +171,19 @@ class MLDPipeline:
             raise ValueError("n must be a positive number of samples")
         cfg = self.recipe.sampling
         sampler = sampler or cfg.sampler
-        if steps is None:  # the recipe's step count belongs to the recipe's sampler
-            steps = cfg.steps if sampler == cfg.sampler else None
-        # the recipe's sampler options belong to the recipe's sampler (ddim's eta means nothing to repaint)
-        sampler_options = {**(cfg.options if sampler == cfg.sampler else {}), **options}
-        weights = dict(cfg.guidance) | dict(guidance or {})
+        # the recipe's settings belong to the recipe's sampler (ddim's eta means nothing to repaint)
+        own = recipe_defaults and sampler == cfg.sampler
+        if steps is None and own:
+            steps = cfg.steps
+        sampler_options = {**(cfg.options if own else {}), **options}
+        weights = (dict(cfg.guidance) if own else {}) | dict(guidance or {})
         for name in weights:
             if name not in self.modalities:
                 raise ValueError(f"guidance for unknown modality {name!r} (modalities: {', '.join(self.names)})")
         if weights:
             # weights of modalities that are not given are inactive (MaskedEpsModel)
             sampler_options["guidance"] = {self.names.index(k): float(w) for k, w in weights.items() if w}
-        if cfg.denoise_final:
+        if cfg.denoise_final and own:
             sampler_options.setdefault("denoise_final", True)
         run_sampler = partial(generate_latents, self.score_net)
         if not sampler.startswith("student:"):

@@ -137,8 +137,8 @@ def build_evaluator(
 def _sampler_record(
     pipe: Any, sampler: str | None, steps: int | None, options: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The sampler actually used: explicit arguments, else the recipe's ``sampling`` defaults
-    (the recipe's options belong to the recipe's sampler only, as in ``MLDPipeline.generate``)."""
+    """The sampler actually used: explicit arguments, else the recipe's ``sampling`` settings
+    (which belong to the recipe's sampler, as in ``MLDPipeline.generate``)."""
     sampling = getattr(getattr(pipe, "recipe", None), "sampling", None)
     name = sampler or getattr(sampling, "sampler", None)
     own = name == getattr(sampling, "sampler", None)
@@ -148,6 +148,8 @@ def _sampler_record(
     merged = {**(dict(getattr(sampling, "options", None) or {}) if own else {}), **dict(options or {})}
     if merged:
         record["options"] = merged
+    if own and getattr(sampling, "guidance", None):
+        record["recipe_guidance"] = dict(sampling.guidance)
     return record
 
 

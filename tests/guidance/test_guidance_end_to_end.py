@@ -78,6 +78,12 @@ def test_recipe_api_and_cli_weights_with_honest_nfe(runs, tmp_path, capsys):
     assert pipe.last_nfe == 20
     pipe.generate(n=8)  # nothing given: nothing to guide
     assert pipe.last_nfe == 20
+    pipe.generate(given=given, recipe_defaults=False, steps=20)  # only the call's settings: no recipe weights
+    assert pipe.last_nfe == 20
+    pipe.generate(given=given, sampler="ddim", steps=20)  # the recipe's weights belong to the recipe's sampler
+    assert pipe.last_nfe == 20
+    pipe.generate(n=8, joint_guidance={"a": 1.0})  # joint generation guided by a co-generated modality
+    assert pipe.last_nfe == 40
     a = pipe.generate(given=given, guidance={"a": 2.0}, seed=3)["b"]
     b = pipe.generate(given=given, guidance={"a": 0.5}, seed=3)["b"]
     assert not torch.equal(a, b)
