@@ -178,6 +178,14 @@ def selection_key(row: dict) -> tuple:
             statistics.fmean(c["margins"].values()))
 
 
+def trial(evaluator: Any, cfg: dict, paper: dict, seeds: int, log, cache: RowCache | None) -> dict:
+    """``cfg`` measured (or taken from the cache), compared with ``paper`` and logged."""
+    row = (cache or RowCache(None)).measure(evaluator, cfg, seeds)
+    row["comparison"] = compare(row, paper)
+    log(row)
+    return row
+
+
 def tune_weights(evaluator: Any, best: dict, paper: dict, names: list[str], seeds: int, log,
                  cache: RowCache | None = None) -> list[dict]:
     """Coordinate search over the guidance weight of each modality of a guided configuration."""
@@ -192,12 +200,9 @@ def tune_weights(evaluator: Any, best: dict, paper: dict, names: list[str], seed
             guidance = {**current["guidance"], name: value}
             label = current["label"].split(" guided")[0] + " guided " + ",".join(
                 f"{k}={v:g}" for k, v in guidance.items())
-            row = (cache or RowCache(None)).measure(evaluator, {**current, "label": label, "guidance": guidance}, seeds)
-            row["comparison"] = compare(row, paper)
-            rows.append(row)
-            log(row)
-            if selection_key(row) > selection_key(current):
-                current = row
+            rows.append(trial(evaluator, {**current, "label": label, "guidance": guidance}, paper, seeds, log, cache))
+            if selection_key(rows[-1]) > selection_key(current):
+                current = rows[-1]
     return rows
 
 
@@ -206,20 +211,12 @@ def tune_joint_guidance(evaluator: Any, best: dict, paper: dict, names: list[str
     """Joint generation of the chosen configuration guided by one co-generated modality
     (``joint_guidance``): at the configuration's own step count instead of ``joint_steps``, so that
     it costs the same 2 NFE per step as guided conditional generation."""
-    rows = []
-    current = best
     base = {k: v for k, v in best["options"].items() if k not in ("joint_steps", "joint_guidance")}
-    for name in names:
-        for value in JOINT_WEIGHTS:
-            options = {**base, "joint_guidance": {name: value}}
-            label = best["label"] + f" joint_guidance {name}={value:g}"
-            row = (cache or RowCache(None)).measure(evaluator, {**best, "label": label, "options": options}, seeds)
-            row["comparison"] = compare(row, paper)
-            rows.append(row)
-            log(row)
-            if selection_key(row) > selection_key(current):
-                current = row
-    return rows
+    return [
+        trial(evaluator, {**best, "label": best["label"] + f" joint_guidance {name}={value:g}",
+                          "options": {**base, "joint_guidance": {name: value}}}, paper, seeds, log, cache)
+        for name in names for value in JOINT_WEIGHTS
+    ]
 
 
 # ------------------------------------------------------------------------------------- output
@@ -342,12 +339,9 @@ def run_benchmark(pipe: Any, run: Path, *, seeds: int = 3, select_on: str = "aut
     log(paper_sel)
     selection = []
     for cfg in candidates(names, quick):
-        row = cache.measure(selection_eval, cfg, seeds)
-        if row["nfe"] > FAST_NFE:
-            raise AssertionError(f"{cfg['label']} costs {row['nfe']} NFE > {FAST_NFE}")
-        row["comparison"] = compare(row, paper_sel)
-        selection.append(row)
-        log(row)
+        selection.append(trial(selection_eval, cfg, paper_sel, seeds, log, cache))
+        if selection[-1]["nfe"] > FAST_NFE:
+            raise AssertionError(f"{cfg['label']} costs {selection[-1]['nfe']} NFE > {FAST_NFE}")
     best = max(selection, key=selection_key)
     selection += tune_weights(selection_eval, best, paper_sel, names, seeds, log, cache)
     best = max(selection, key=selection_key)
