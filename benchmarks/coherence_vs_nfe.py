@@ -9,7 +9,7 @@ best configuration at <= 24 NFE, chosen on a validation split and reported on te
    of the test items (``test-half``; the other half is then the one reported). There the paper's
    sampler (Euler-Maruyama 250 steps + RePaint resampling 10/10, 2,410 NFE) and every candidate
    configuration at <= 24 NFE (:func:`candidates`: samplers, time grids, guidance weights with a
-   learned unconditional branch, ``joint_steps``) are evaluated with ``--seeds`` sampling seeds;
+   learned unconditional branch, guidance intervals, ``joint_steps``) are evaluated with ``--seeds`` sampling seeds;
    then the guidance weight of each modality in turn is tuned on the best candidate
    (:func:`tune_weights`), and its joint generation is tried with guidance by each co-generated
    modality (:func:`tune_joint_guidance`). The order of configurations (:func:`selection_key`): both targets met
@@ -69,14 +69,41 @@ def config(label: str, sampler: str, steps: int, options: dict | None = None, gu
             "guidance": dict(guidance or {})}
 
 
-def candidates(names: list[str], quick: bool = False) -> list[dict]:
+def describe(cfg: dict) -> str:
+    """A short label of a configuration, e.g. ``ddim eta=1 16 logsnr guided w=2 in [0.03, 0.55]``."""
+    options, guidance = cfg["options"], cfg["guidance"]
+    parts = [cfg["sampler"]] + ([f"eta={options['eta']:g}"] if "eta" in options else []) + [str(cfg["steps"])]
+    if "grid" in options:
+        parts.append(options["grid"])
+    if guidance:
+        weights = set(guidance.values())
+        parts.append("guided " + (f"w={weights.pop():g}" if len(weights) == 1 else
+                                  ",".join(f"{k}={v:g}" for k, v in guidance.items())))
+    if "guidance_interval" in options:
+        parts.append("in [{:g}, {:g}]".format(*options["guidance_interval"]))
+    if options.get("joint_guidance"):
+        parts.append("joint_guidance " + ",".join(f"{k}={v:g}" for k, v in options["joint_guidance"].items()))
+    return " ".join(parts)
+
+
+#: Guidance intervals [t_low, t_high] tried with more steps (guided evaluations only inside).
+INTERVALS = ((0.03, 0.55), (0.1, 0.55), (0.05, 0.6), (0.1, 0.45), (0.2, 0.9), (0.4, 1.0))
+INTERVAL_STEPS = (14, 16, 18, 20)
+
+
+def candidates(names: list[str], quick: bool = False, sde: Any = None) -> list[dict]:
     """Configurations at <= 24 NFE per sample in every direction.
 
     Unguided: 24 steps of the stochastic samplers on three time grids, and the deterministic
     ones. Guided (one combined unconditional branch, so 2 NFE per step whatever is given): 12
     steps, and 24 for joint generation (``joint_steps``: it has no guidance branch), with one
-    weight for every modality.
+    weight for every modality; and guidance in a limited interval of times with more steps
+    (``guidance_interval``; the steps and intervals whose evaluations add up to <= 24 NFE on the
+    run's time grid).
     """
+    from mmlatent.diffusion import VPSDE, time_grid
+
+    sde = sde or VPSDE()
     grids = ["uniform", "logsnr"] if quick else ["uniform", "logsnr", "karras"]
     weights = [1.0] if quick else [0.5, 1.0, 2.0]
     out = []
@@ -90,6 +117,18 @@ def candidates(names: list[str], quick: bool = False) -> list[dict]:
                 {"eta": 1.0, "grid": grid, "combine_guidance": True, "joint_steps": 24},
                 {name: w for name in names},
             ))
+    for grid in grids[:2]:
+        for steps in INTERVAL_STEPS[1:2] if quick else INTERVAL_STEPS:
+            times = time_grid(sde, steps, kind=grid, t_min=1e-3)[:-1]  # where ddim evaluates
+            for low, high in INTERVALS:
+                guided = int(((times >= low) & (times <= high)).sum())
+                if guided and steps + guided <= FAST_NFE:
+                    out.append(config(
+                        f"ddim eta=1 {steps} {grid} guided w=2 in [{low:g}, {high:g}]", "ddim", steps,
+                        {"eta": 1.0, "grid": grid, "combine_guidance": True, "guidance_interval": [low, high],
+                         "joint_steps": FAST_NFE},
+                        {name: 2.0 for name in names},
+                    ))
     if not quick:
         out.append(config("dpm_solver++ 24", "dpm_solver++", 24))
         out.append(config("repaint_ddpm 12", "repaint_ddpm", 12))
@@ -197,10 +236,8 @@ def tune_weights(evaluator: Any, best: dict, paper: dict, names: list[str], seed
         for value in WEIGHT_VALUES:
             if value == current["guidance"].get(name):
                 continue
-            guidance = {**current["guidance"], name: value}
-            label = current["label"].split(" guided")[0] + " guided " + ",".join(
-                f"{k}={v:g}" for k, v in guidance.items())
-            rows.append(trial(evaluator, {**current, "label": label, "guidance": guidance}, paper, seeds, log, cache))
+            cfg = {**current, "guidance": {**current["guidance"], name: value}}
+            rows.append(trial(evaluator, {**cfg, "label": describe(cfg)}, paper, seeds, log, cache))
             if selection_key(rows[-1]) > selection_key(current):
                 current = rows[-1]
     return rows
@@ -212,11 +249,8 @@ def tune_joint_guidance(evaluator: Any, best: dict, paper: dict, names: list[str
     (``joint_guidance``): at the configuration's own step count instead of ``joint_steps``, so that
     it costs the same 2 NFE per step as guided conditional generation."""
     base = {k: v for k, v in best["options"].items() if k not in ("joint_steps", "joint_guidance")}
-    return [
-        trial(evaluator, {**best, "label": best["label"] + f" joint_guidance {name}={value:g}",
-                          "options": {**base, "joint_guidance": {name: value}}}, paper, seeds, log, cache)
-        for name in names for value in JOINT_WEIGHTS
-    ]
+    configs = [{**best, "options": {**base, "joint_guidance": {name: value}}} for name in names for value in JOINT_WEIGHTS]
+    return [trial(evaluator, {**cfg, "label": describe(cfg)}, paper, seeds, log, cache) for cfg in configs]
 
 
 # ------------------------------------------------------------------------------------- output
@@ -338,7 +372,7 @@ def run_benchmark(pipe: Any, run: Path, *, seeds: int = 3, select_on: str = "aut
     paper_sel = cache.measure(selection_eval, config(**PAPER), seeds)
     log(paper_sel)
     selection = []
-    for cfg in candidates(names, quick):
+    for cfg in candidates(names, quick, getattr(pipe, "sde", None)):
         selection.append(trial(selection_eval, cfg, paper_sel, seeds, log, cache))
         if selection[-1]["nfe"] > FAST_NFE:
             raise AssertionError(f"{cfg['label']} costs {selection[-1]['nfe']} NFE > {FAST_NFE}")

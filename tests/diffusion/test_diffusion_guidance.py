@@ -169,6 +169,19 @@ def test_joint_guidance_pulls_the_other_modalities_of_joint_rows():
     assert torch.equal(eps[1], cond[1])  # the conditional row is not touched
 
 
+def test_guidance_interval_guides_only_inside_and_counts_only_those_branches():
+    net = Recorder()
+    given = torch.tensor([True, False, False])
+    result = generate_latents(net, SDE, LAYOUT, 3, known=torch.zeros(9), given=given, sampler="ddim", steps=10,
+                              guidance={"a": 1.0}, guidance_interval=[0.3, 0.6])
+    times = [float(tau[0, 1]) for _, tau in net.calls]
+    inside = [0.3 <= t <= 0.6 for t in times]
+    assert 0 < sum(inside) < len(times) and result.nfe == 10 + sum(inside)
+    assert [x.shape[0] for x, _ in net.calls] == [6 if i else 3 for i in inside]
+    with pytest.raises(ValueError, match="guidance_interval"):
+        generate_latents(net, SDE, LAYOUT, 3, sampler="ddim", steps=2, guidance_interval=[0.6, 0.3])
+
+
 def test_joint_steps_apply_only_when_nothing_is_given():
     net = Recorder()
     joint = generate_latents(net, SDE, LAYOUT, 2, sampler="ddim", steps=4, joint_steps=9)

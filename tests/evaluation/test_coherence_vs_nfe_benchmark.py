@@ -31,18 +31,24 @@ def test_candidates_stay_within_24_nfe_and_cover_guidance(bench):
         for cfg in configs:
             assert cfg["sampler"] in SAMPLERS
             assert set(cfg["options"]) <= sampler_options(cfg["sampler"])
-            per_step = 2 if cfg["guidance"] or cfg["sampler"] in ("heun", "churn") else 1
-            assert cfg["steps"] * per_step <= bench.FAST_NFE
             assert cfg["options"].get("joint_steps", 0) <= bench.FAST_NFE
         assert any(cfg["guidance"] == {"a": 1.0, "b": 1.0} for cfg in configs)
+        assert any("guidance_interval" in cfg["options"] for cfg in configs)
+    label = bench.describe(bench.config("x", "ddim", 16, {"eta": 1.0, "grid": "logsnr", "guidance_interval": [0.1, 0.5],
+                                                        "joint_guidance": {"a": 2.0}}, {"a": 2.0, "b": 1.0}))
+    assert label == "ddim eta=1 16 logsnr guided a=2,b=1 in [0.1, 0.5] joint_guidance a=2"
     # every candidate runs (options, grids) and stays within 24 NFE, joint and conditional
     sde, layout = VPSDE(), LatentLayout([2, 3], names=["a", "b"])
     zero = lambda x, tau: torch.zeros_like(x)  # noqa: E731
     for cfg in bench.candidates(["a", "b"], quick=False):
         for given in (None, torch.tensor([True, False])):
+            options = dict(cfg["options"])
+            if "guidance_interval" in options:  # as tune_joint_guidance: joint generation guided in the interval
+                options = {**options, "joint_guidance": {"a": 1.0}}
+                options.pop("joint_steps")
             result = generate_latents(zero, sde, layout, 2, known=torch.zeros(5), given=given, sampler=cfg["sampler"],
                                       steps=cfg["steps"], guidance={layout.index(k): w for k, w in cfg["guidance"].items()},
-                                      **cfg["options"])
+                                      **options)
             assert result.nfe <= bench.FAST_NFE, cfg
 
 
