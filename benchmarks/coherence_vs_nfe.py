@@ -46,8 +46,8 @@ FAST_NFE = 24
 FD_RATIO = 1.2
 FD_PENALTY = 0.05
 COHERENCE_SLACK = 0.01
-WEIGHT_VALUES = (0.0, 0.5, 1.0, 2.0, 3.0)
-JOINT_WEIGHTS = (1.0, 2.0, 4.0)
+WEIGHT_VALUES = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0)
+JOINT_WEIGHTS = (1.0, 2.0, 4.0, 6.0)
 
 #: The report's sweep: step counts per sampler (every fast sampler reaches <= 24 NFE).
 SWEEP_STEPS = {
