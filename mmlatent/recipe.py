@@ -184,8 +184,12 @@ class SamplingConfig(_Strict):
                                                                     "default 5.0; null: none), "
                                                                     "`combine_guidance` (one unconditional "
                                                                     "branch for all given modalities: 2 NFE "
-                                                                    "per step) and `joint_steps` (steps of "
-                                                                    "joint generation)")
+                                                                    "per step), `guidance_interval` "
+                                                                    "([t_low, t_high]: guide only there), "
+                                                                    "`joint_guidance` ({modality: w}: joint "
+                                                                    "generation guided by a co-generated "
+                                                                    "modality) and `joint_steps` (steps of "
+                                                                    "joint generation); docs/sampling.md")
     guidance: dict[str, float] = Field(default_factory=dict, description="guidance weight w per given modality "
                                                                        "name: eps + w (eps - eps with that "
                                                                        "modality absent), one more NFE per "
