@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", action="append", default=[], type=_key_value, metavar="NAME=WEIGHT")
     p.add_argument("--option", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
                    help="sampler option (YAML value), e.g. --option eta=0.5 --option grid=logsnr")
+    p.add_argument("--no-recipe-defaults", dest="recipe_defaults", action="store_false",
+                   help="use only the sampler settings given here, not the recipe's sampling section")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
 
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", action="append", default=[], type=_key_value, metavar="NAME=WEIGHT")
     p.add_argument("--option", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
                    help="sampler option (YAML value), e.g. --option eta=0.5 --option grid=logsnr")
+    p.add_argument("--no-recipe-defaults", dest="recipe_defaults", action="store_false",
+                   help="use only the sampler settings given here, not the recipe's sampling section")
     p.add_argument("--limit", type=int, default=None, help="at most N test items per condition")
     p.add_argument("--split", default="test", help="the labelled split to evaluate (default test; val to tune)")
     p.add_argument("--seed", type=int, default=0)

@@ -271,6 +271,7 @@ def sample_command(args) -> int:
         guidance = {name: float(value) for name, value in getattr(args, "guidance", [])}
         outputs = pipe.generate(n=None if given else args.n, given=given, sampler=args.sampler,
                                 steps=args.steps, seed=args.seed, guidance=guidance or None, progress=True,
+                                recipe_defaults=getattr(args, "recipe_defaults", True),
                                 **parse_sampler_options(getattr(args, "option", [])))
         written = pipe.render(outputs, args.out)
     except (ValueError, CheckpointError, FileNotFoundError, KeyError) as error:

@@ -140,12 +140,14 @@ def _sampler_record(
     """The sampler actually used: explicit arguments, else the recipe's ``sampling`` settings
     (which belong to the recipe's sampler, as in ``MLDPipeline.generate``)."""
     sampling = getattr(getattr(pipe, "recipe", None), "sampling", None)
+    options = dict(options or {})
+    recipe_defaults = options.pop("recipe_defaults", True)
     name = sampler or getattr(sampling, "sampler", None)
-    own = name == getattr(sampling, "sampler", None)
+    own = recipe_defaults and name == getattr(sampling, "sampler", None)
     if steps is None and own:
         steps = getattr(sampling, "steps", None)
     record = {"name": name, "steps": steps}
-    merged = {**(dict(getattr(sampling, "options", None) or {}) if own else {}), **dict(options or {})}
+    merged = {**(dict(getattr(sampling, "options", None) or {}) if own else {}), **options}
     if merged:
         record["options"] = merged
     if own and getattr(sampling, "guidance", None):
@@ -380,7 +382,8 @@ def evaluate_command(args: Any) -> int:
             limit=args.limit,
             seed=args.seed,
             guidance=_parse_guidance(getattr(args, "guidance", None)),
-            options=parse_sampler_options(getattr(args, "option", [])),
+            options=parse_sampler_options(getattr(args, "option", []))
+            | ({} if getattr(args, "recipe_defaults", True) else {"recipe_defaults": False}),
             split=getattr(args, "split", "test"),
         )
     except (EvaluationError, CheckpointError) as error:

@@ -54,6 +54,12 @@ def test_mmlatent_evaluate_writes_metrics(tiny_run: Path, capsys):
     second = json.loads((tiny_run / "metrics.json").read_text())
     assert second["classifier_accuracy"] == metrics["classifier_accuracy"]
     assert second["sampler"] == {"name": "euler", "steps": 8}  # the recipe's default sampler
+    # without the recipe's settings: the sampler's own default steps (euler: 50), options from --option
+    assert cli_main(["evaluate", str(tiny_run), "--limit", "20", "--no-recipe-defaults", "--option", "grid=logsnr",
+                     "--split", "test"]) == 0
+    third = json.loads((tiny_run / "metrics.json").read_text())
+    assert third["sampler"] == {"name": "euler", "steps": None, "options": {"grid": "logsnr"}}
+    assert third["nfe"] == 50 and third["split"] == "test"
     capsys.readouterr()
     assert cli_main(["evaluate", "--compare", str(tiny_run), str(tiny_run)]) == 0
     assert "joint" in capsys.readouterr().out

@@ -94,3 +94,8 @@ def test_recipe_api_and_cli_weights_with_honest_nfe(runs, tmp_path, capsys):
     assert cli_main(["sample", str(runs[0.2]), "--given", f"a={file}", "--guidance", "a=1.5", "--sampler", "ddim",
                      "--steps", "10", "--out", str(tmp_path / "out")]) == 0
     assert "20 NFE" in capsys.readouterr().out
+    # the recipe's sampler (ddpm) with its guidance {a: 0.5}, or without the recipe's settings
+    for extra, nfe in [([], "40 NFE"), (["--no-recipe-defaults"], "20 NFE")]:
+        assert cli_main(["sample", str(runs[0.2]), "--given", f"a={file}", "--sampler", "ddpm", "--steps", "20",
+                         "--out", str(tmp_path / "out2"), *extra]) == 0
+        assert nfe in capsys.readouterr().out
