@@ -176,6 +176,22 @@ def _landing_error(x: Tensor, target: Tensor, unknown: Tensor) -> Tensor:
     return ((x - target).square() * unknown).sum(-1).mean()
 
 
+def _optimizer_step(optimizer: torch.optim.Optimizer, loss: Tensor, where: str) -> float:
+    """One Adam step on ``loss`` (stops with FloatingPointError when it is not finite); its value."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"distillation loss is {float(loss)} {where}; lower --lr")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _tail_mean(losses: list[float]) -> float:
+    """Mean of the last tenth of the losses (at least one)."""
+    tail = losses[-max(1, len(losses) // 10):]
+    return sum(tail) / len(tail)
+
+
 def _linear_decay(optimizer: torch.optim.Optimizer, lr: float, step: int, total: int) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr * (1.0 - step / total)
@@ -230,18 +246,11 @@ def distill_progressive(teacher: EpsModel, student: nn.Module, data: Tensor, sde
                 x_mid = process.ddim(current_teacher, x, t, t_mid, given, known_dims, z)
                 target = process.ddim(current_teacher, x_mid, t_mid, t_next, given, known_dims, z)
             x_next = process.ddim(student, x, t, t_next, given, known_dims, z)
-            loss = _landing_error(x_next, target, ~known_dims)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"distillation loss is {float(loss)} in round {r + 1}; lower --lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+            losses.append(_optimizer_step(optimizer, _landing_error(x_next, target, ~known_dims), f"in round {r + 1}"))
             bar.update(1)
             if it % 50 == 0:
                 bar.set_postfix(loss=f"{losses[-1]:.3g}")
-        tail = losses[-max(1, len(losses) // 10):]
-        record = {"teacher_steps": n_teacher, "student_steps": n_student, "loss": sum(tail) / len(tail)}
+        record = {"teacher_steps": n_teacher, "student_steps": n_student, "loss": _tail_mean(losses)}
         history.append(record)
         if log is not None:
             log(f"round {r + 1}/{rounds}: {n_teacher} -> {n_student} steps, loss {record['loss']:.4g}")
@@ -287,18 +296,11 @@ def distill_consistency(teacher: EpsModel, student: nn.Module, data: Tensor, sde
             x_next = process.ddim(teacher, x, t, t_next, given, known_dims, z)
             target = process.ddim(student, x_next, t_next, s, given, known_dims, z)
         jump = process.ddim(student, x, t, s, given, known_dims, z)
-        loss = _landing_error(jump, target, ~known_dims)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"distillation loss is {float(loss)} at iteration {it}; lower --lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(_optimizer_step(optimizer, _landing_error(jump, target, ~known_dims), f"at iteration {it}"))
         if it % 50 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3g}")
     student.eval()
-    tail = losses[-max(1, len(losses) // 10):]
-    record = {"teacher_steps": config.teacher_steps, "student_steps": config.steps, "loss": sum(tail) / len(tail)}
+    record = {"teacher_steps": config.teacher_steps, "student_steps": config.steps, "loss": _tail_mean(losses)}
     if log is not None:
         log(f"consistency: {config.teacher_steps} -> {config.steps} steps, loss {record['loss']:.4g}")
     return [record]

@@ -187,7 +187,9 @@ class MLDPipeline:
             sampler_options.setdefault("denoise_final", True)
         run_sampler = partial(generate_latents, self.score_net)
         if not sampler.startswith("student:"):
-            _check_sampler_options(sampler, sampler_options)
+            from mmlatent.diffusion.sampling import check_sampler_options
+
+            check_sampler_options(sampler, set(sampler_options) - {"guidance"})
         else:  # a distilled few-step student, RUN/students/<name> (mmlatent.distill)
             from mmlatent.distill import student_sampler
 
@@ -232,17 +234,6 @@ def _load_into(module: torch.nn.Module, path: Path, what: str) -> None:
     except RuntimeError as error:
         raise CheckpointError(f"{what} at {path} does not match the recipe's architecture: "
                               f"{str(error).splitlines()[0]}") from None
-
-
-def _check_sampler_options(sampler: str, options: Mapping[str, Any]) -> None:
-    """A clear error for a sampler name or option that the sampler table does not know."""
-    from mmlatent.diffusion.sampling import sampler_options
-
-    accepted = sampler_options(sampler) | {"guidance"}  # raises ValueError for an unknown sampler
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        raise ValueError(f"sampler {sampler!r} has no option {', '.join(map(repr, unknown))}; "
-                         f"its options: {', '.join(sorted(accepted - {'guidance'}))}")
 
 
 def parse_sampler_options(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:

@@ -9,6 +9,18 @@ import pytest
 from gaussian_fixtures import write_gaussian_data
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """Small tensors on a shared 2-core machine: one thread is faster and steadier (used as
+    ``pytest.mark.usefixtures("single_thread")``, or by a directory's autouse fixture)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def gaussian_data(tmp_path: Path) -> Path:
     return write_gaussian_data(tmp_path / "gauss.safetensors")

@@ -43,7 +43,7 @@ Time grids and the RePaint walk are in :mod:`mmlatent.diffusion.schedules`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,7 @@ __all__ = [
     "generate_latents",
     "register_sampler",
     "repaint_schedule",
+    "check_sampler_options",
     "sampler_options",
     "time_grid",
 ]
@@ -1018,3 +1019,13 @@ def sampler_options(sampler: str) -> set[str]:
         if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("generator", "callback", "progress")
     }
     return own | set(COMMON_OPTIONS)
+
+
+def check_sampler_options(sampler: str, options: Iterable[str]) -> None:
+    """Raise ValueError for an unknown sampler name or an option it does not accept (recipes are
+    checked with it when validated, :meth:`~mmlatent.pipeline.MLDPipeline.generate` when called)."""
+    accepted = sampler_options(sampler)  # ValueError for an unknown sampler
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(f"sampler {sampler!r} has no option {', '.join(map(repr, unknown))}; "
+                         f"its options: {', '.join(sorted(accepted))}")

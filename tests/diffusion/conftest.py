@@ -11,12 +11,8 @@ from mmlatent.diffusion import VPSDE, GaussianLatents, LatentLayout
 
 
 @pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Small tensors on a shared 2-core machine: one thread is faster and steadier."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(single_thread):
+    """Every diffusion-engine test runs on one torch thread (tests/conftest.py)."""
 
 
 @dataclass

@@ -55,12 +55,7 @@ VALUE = torch.tensor(GAUSS_MEAN, dtype=torch.float32) + torch.tensor([1.0, -0.8,
 MODES = {"joint": [False, False], "b|a": [True, False], "a|b": [False, True]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def exact_eps(x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
