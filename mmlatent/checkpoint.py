@@ -9,6 +9,7 @@ as JSON in the safetensors metadata.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -36,6 +37,8 @@ __all__ = [
 class CheckpointError(RuntimeError):
     """A weights or checkpoint file is missing or unreadable (the message names the file)."""
 
+    exit_code = 2  # mmlatent.errors: a message, no traceback
+
 
 def _atomic_target(path: Path) -> tuple[int, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +62,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+    except OSError as error:  # name the target, not the temporary file
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -89,6 +95,14 @@ def save_tensors(path: str | Path, tensors: Mapping[str, Tensor], metadata: Mapp
                   metadata=dict(metadata) if metadata else None)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+    except SafetensorError as error:  # safetensors reports I/O errors without the file name
+        Path(tmp).unlink(missing_ok=True)
+        if "No space left" in str(error):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+        raise OSError(errno.EIO, f"cannot write ({error})", str(path)) from None
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

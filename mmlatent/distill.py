@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from mmlatent.checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
+from mmlatent.manifest import record_files, verify_files
 from mmlatent.diffusion import VPSDE, LatentLayout, ScoreNet, generate_latents, multitime_vector, sample_given_mask
 from mmlatent.diffusion.schedules import time_grid
 
@@ -404,6 +405,8 @@ def save_student(run_dir: str | Path, name: str, net: ScoreNet, info: dict[str, 
     weights, record = folder / f"{_check_name(name)}.safetensors", folder / f"{name}.json"
     save_tensors(weights, net.state_dict(), {"config": json.dumps(net.config()), "student": json.dumps(info)})
     save_json(record, info)
+    if (Path(run_dir) / "manifest.json").is_file():
+        record_files(run_dir, [weights, record])
     return weights, record
 
 
@@ -415,6 +418,7 @@ def load_student(run_dir: str | Path, name: str, device: str | torch.device = "c
         available = ", ".join(list_students(run_dir)) or "none"
         raise ValueError(f"no student {name!r} in {folder} (available: {available}); "
                          f"make one with `mmlatent distill {run_dir} --out {name}`")
+    verify_files(run_dir, [record, folder / f"{name}.safetensors"])
     info = load_json(record, f"student {name!r} record")
     tensors = load_tensors(folder / f"{name}.safetensors", f"student {name!r} weights")
     try:
@@ -551,12 +555,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing student of that name")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``mmlatent distill RUN ...``; returns the exit code (2 on a user error)."""
+    """``mmlatent distill RUN ...``; returns the exit code (2 on a user error, 130/143 when stopped)."""
+    from mmlatent.errors import run_command
+
     args = build_parser().parse_args(argv)
+    return run_command(lambda: _distill_command(args), debug=args.debug)
+
+
+def _distill_command(args: argparse.Namespace) -> int:
+    from mmlatent.rundir import check_run_path, is_run_directory
+    from mmlatent.runlock import RunLock
+    from mmlatent.stopping import StopSignals
+
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     iterations = args.iterations
     if iterations is None:
@@ -567,8 +582,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                            iterations=iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     try:
         config.check(MAX_STUDENT_STEPS)
-        info = distill_run(args.run, config, name=args.out, device=device, progress=not args.no_progress,
-                           overwrite=args.overwrite, eta=args.eta)
+        check_run_path(args.run, must_exist=True)
+        if not is_run_directory(args.run):
+            raise ValueError(f"{args.run} is not an mmlatent run directory")
+        # one writer per run; a signal stops at once (a student is only written when finished)
+        with RunLock(args.run, "distill"), StopSignals():
+            info = distill_run(args.run, config, name=args.out, device=device, progress=not args.no_progress,
+                               overwrite=args.overwrite, eta=args.eta)
     except (ValueError, FileNotFoundError, CheckpointError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

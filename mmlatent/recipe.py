@@ -3,7 +3,10 @@
 ``load_recipe(path, overrides)`` reads YAML with ``yaml.safe_load``, applies ``--set dotted.key=value``
 overrides, validates the structure with the pydantic models below (``extra="forbid"`` everywhere),
 then validates what only the installed plugins know (modality kinds and their options, the dataset
-and its options). Every problem found is collected into one :class:`RecipeError`, rendered as::
+and its options). The file is checked before it is built: at most ``MAX_RECIPE_BYTES`` of UTF-8 text,
+nested at most ``MAX_DEPTH`` levels, at most ``MAX_VALUES`` values once YAML aliases are expanded (so
+neither a huge file nor a "billion laughs" can hang the reader). Every problem found is collected
+into one :class:`RecipeError`, rendered as::
 
     recipes/cub.yaml: 2 errors
       diffusion.train.lr: Input should be greater than 0 (got -1)
@@ -12,13 +15,15 @@ and its options). Every problem found is collected into one :class:`RecipeError`
 
 from __future__ import annotations
 
+import codecs
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
     "AutoencoderTrain",
@@ -36,6 +41,13 @@ __all__ = [
     "load_recipe",
     "validate_command",
 ]
+
+MAX_RECIPE_BYTES = 1 << 20  # 1 MiB; a real recipe is a few KB
+MAX_OVERRIDE_CHARS = 10_000  # length of one ``--set`` value
+MAX_DEPTH = 50  # nesting levels of mappings and lists; a real recipe has fewer than 10
+MAX_VALUES = 10_000  # YAML values (scalars, mappings, lists), aliases expanded; a real recipe has a few hundred
+MAX_NAME_CHARS = 100
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class _Strict(BaseModel):
@@ -224,8 +236,9 @@ class EvaluationConfig(_Strict):
 class Recipe(_Strict):
     """A whole recipe (the top level of the YAML file)."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
-                      description="run name; the default run directory is runs/<name>")
+    name: str = Field(description=f"run name; the default run directory is runs/<name>: starts with a letter "
+                                  f"or digit, then letters, digits, `_`, `.`, `-`; at most {MAX_NAME_CHARS} "
+                                  f"characters")
     seed: int = Field(default=0, description="seed of every stage (same seed, same machine: same numbers)")
     data: DataConfig = Field(description="the dataset")
     modalities: dict[str, ModalityConfig] = Field(min_length=1, description="the modalities by name, in the "
@@ -233,6 +246,15 @@ class Recipe(_Strict):
     diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig, description="the diffusion model")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="the default sampler")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="the evaluation")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        """The name is a folder name: no ``.``, ``..``, hidden or over-long names, no separators."""
+        if len(name) > MAX_NAME_CHARS or not _RUN_NAME.fullmatch(name):
+            raise ValueError(f"a run name must start with a letter or digit, use only letters, digits, '_', '.', "
+                             f"'-' and have at most {MAX_NAME_CHARS} characters (it names the folder runs/<name>)")
+        return name
 
     def field_of(self, name: str) -> str:
         """The dataset field that feeds modality ``name``."""
@@ -278,9 +300,104 @@ def _pydantic_errors(error: ValidationError, prefix: str = "") -> list[tuple[str
     return found
 
 
+# -------------------------------------------------------------------------------------- reading
+class _ShapeError(Exception):
+    """YAML nested too deeply or holding too many values; the message starts with what was read."""
+
+
+_BYTE_ORDER_MARKS = [(codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                     (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")]
+_CONTROL_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # not allowed in YAML text: binary data
+
+
+def _decode(data: bytes) -> str:
+    """The text of a recipe file, or ValueError saying why its bytes are not UTF-8 YAML text."""
+    for mark, encoding in _BYTE_ORDER_MARKS:  # UTF-32 first: its little-endian mark starts like UTF-16's
+        if data.startswith(mark):
+            raise ValueError(f"the recipe is not UTF-8 text (it starts with a {encoding} byte-order mark); "
+                             f"save it as UTF-8")
+    try:
+        text, bad = data.decode("utf-8"), len(data)
+    except UnicodeDecodeError as error:
+        text, bad = None, error.start
+    control = _CONTROL_BYTE.search(data)
+    if control:  # binary: name the first byte that cannot be in UTF-8 YAML text
+        bad = min(bad, control.start())
+        raise ValueError(f"the recipe contains binary data (byte 0x{data[bad]:02x} at offset {bad}); "
+                         f"a recipe is a YAML text file")
+    if text is None:
+        raise ValueError(f"the recipe is not UTF-8 text (byte 0x{data[bad]:02x} at offset {bad}); save it as UTF-8")
+    return text
+
+
+def _read_text(path: Path) -> str:
+    """A recipe file's text; its size is checked before it is read. Raises ValueError with the problem."""
+    too_big = f"more than the limit of {MAX_RECIPE_BYTES:,} bytes (a real recipe is a few KB)"
+    try:
+        if path.is_dir():
+            raise ValueError("this is a directory, not a recipe file")
+        size = path.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise ValueError(f"the recipe is {size:,} bytes, {too_big}")
+        with path.open("rb") as file:
+            data = file.read(MAX_RECIPE_BYTES + 1)  # bounded too when the size was unknown (a pipe, a device)
+    except OSError as error:
+        raise ValueError(f"cannot read the recipe: {error.strerror or error}") from None
+    if len(data) > MAX_RECIPE_BYTES:
+        raise ValueError(f"the recipe is {too_big}")
+    return _decode(data)
+
+
+def _check_shape(text: str, what: str) -> None:
+    """Raise _ShapeError if ``text`` nests deeper than MAX_DEPTH or holds more than MAX_VALUES values.
+
+    Reads YAML events (the parser keeps its own stack: no recursion) and stops at the first excess.
+    An alias counts as a copy of the node its anchor names, so a "billion laughs" stops early too.
+    """
+    anchored: dict[str, tuple[int, int]] = {}  # anchor -> (values, levels of nesting) of the node it names
+    open_nodes: list[list] = []  # per open mapping or list: [anchor, values before it, deepest level inside]
+    values = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, before, deepest = open_nodes.pop()
+            if anchor:
+                anchored[anchor] = (values - before, deepest - len(open_nodes))
+            if open_nodes:
+                open_nodes[-1][2] = max(open_nodes[-1][2], deepest)
+            continue
+        if not isinstance(event, yaml.NodeEvent):  # stream and document events
+            continue
+        is_alias = isinstance(event, yaml.AliasEvent)  # an unknown alias is left to safe_load's error
+        count, levels = anchored.get(event.anchor, (1, 0)) if is_alias else (1, 0)
+        values += count
+        level = len(open_nodes) + levels  # open mappings and lists around this value, and inside it
+        if isinstance(event, yaml.CollectionStartEvent):
+            level += 1
+            open_nodes.append([event.anchor, values - 1, level])
+        elif event.anchor and not is_alias:
+            anchored[event.anchor] = (1, 0)
+        if open_nodes:
+            open_nodes[-1][2] = max(open_nodes[-1][2], level)
+        if level > MAX_DEPTH:
+            raise _ShapeError(f"{what} is nested more than {MAX_DEPTH} levels deep (the limit; a real recipe "
+                              f"has fewer than 10)")
+        if values > MAX_VALUES:
+            raise _ShapeError(f"{what} holds more than {MAX_VALUES:,} values (the limit, counting every use of "
+                              f"a YAML alias; a real recipe has a few hundred)")
+
+
+def _safe_load(text: str, what: str) -> Any:
+    """``yaml.safe_load`` after :func:`_check_shape`; raises _ShapeError, yaml.YAMLError or ValueError."""
+    _check_shape(text, what)
+    try:
+        return yaml.safe_load(text)
+    except RecursionError:  # not expected after the check; never a traceback all the same
+        raise _ShapeError(f"{what} is nested too deeply (the limit is {MAX_DEPTH} levels)") from None
+
+
 # ------------------------------------------------------------------------------------ overrides
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Apply ``dotted.key=value`` overrides to a raw recipe mapping (values parsed as YAML scalars)."""
+    """Apply ``dotted.key=value`` overrides to a raw recipe mapping (values parsed as YAML; text if not YAML)."""
     errors = []
     for text in overrides:
         if "=" not in text:
@@ -291,9 +408,16 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> tuple[dict
         if not all(parts):
             errors.append(("--set", f"bad key {key!r}"))
             continue
+        if len(value_text) > MAX_OVERRIDE_CHARS:
+            errors.append((key, f"the --set value is {len(value_text):,} characters long, more than the limit of "
+                                f"{MAX_OVERRIDE_CHARS:,}"))
+            continue
         try:
-            value = yaml.safe_load(value_text) if value_text.strip() else ""
-        except yaml.YAMLError:
+            value = _safe_load(value_text, "the --set value") if value_text.strip() else ""
+        except _ShapeError as error:
+            errors.append((key, str(error)))
+            continue
+        except (yaml.YAMLError, ValueError):  # not YAML (or a date YAML cannot build): the text itself
             value = value_text
         node = raw
         for part in parts[:-1]:
@@ -366,7 +490,8 @@ def parse_recipe(raw: Any, source: str = "<recipe>", overrides: Iterable[str] = 
                  check_plugins: bool = True) -> Recipe:
     """Validate a raw mapping (already parsed YAML) into a :class:`Recipe`, or raise RecipeError."""
     if not isinstance(raw, dict):
-        raise RecipeError(source, [("", f"a recipe must be a YAML mapping at the top level (got {_short(raw)})")])
+        got = "nothing: the file is empty or only comments" if raw is None else _short(raw)
+        raise RecipeError(source, [("", f"a recipe must be a YAML mapping at the top level (got {got})")])
     raw, errors = apply_overrides(raw, overrides)
     if errors:
         raise RecipeError(source, errors)
@@ -386,16 +511,21 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = (), check_plugins: 
     """Read, override and validate a recipe file; raise :class:`RecipeError` listing every problem."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise RecipeError(source, [("", f"cannot read the recipe: {error.strerror or error}")]) from None
+        text = _read_text(Path(path))
+    except ValueError as error:
+        raise RecipeError(source, [("", str(error))]) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = _safe_load(text, "the recipe")
+    except _ShapeError as error:
+        raise RecipeError(source, [("", str(error))]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
+        problem = ", ".join(filter(None, [getattr(error, "context", None), getattr(error, "problem", None)]))
+        problem = " ".join((problem or str(error)).split())
         raise RecipeError(source, [("", f"invalid YAML: {where}{problem}")]) from None
+    except ValueError as error:  # a value YAML reads but Python cannot build: a date 2020-13-45, a huge integer
+        raise RecipeError(source, [("", f"invalid YAML: {error}")]) from None
     return parse_recipe(raw, source, overrides, check_plugins)
 
 

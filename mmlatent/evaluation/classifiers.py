@@ -215,6 +215,11 @@ def _save(directory: Path, classifier: TrainedClassifier, info: dict[str, Any]) 
     _write_atomic(directory / f"{classifier.name}.safetensors", lambda p: save_model(classifier.model, str(p)))
     text = json.dumps(info, indent=2)
     _write_atomic(directory / f"{classifier.name}.json", lambda p: p.write_text(text))
+    run_root = directory.parent
+    if (run_root / "manifest.json").is_file():  # in a run directory: recorded like every run file
+        from mmlatent.manifest import record_files
+
+        record_files(run_root, [directory / f"{classifier.name}.safetensors", directory / f"{classifier.name}.json"])
 
 
 def _try_load(directory: Path, name: str, model: nn.Module, num_classes: int) -> dict[str, Any] | None:
@@ -225,6 +230,10 @@ def _try_load(directory: Path, name: str, model: nn.Module, num_classes: int) ->
     if not weights.exists() or not info_path.exists():
         return None
     try:
+        if (directory.parent / "manifest.json").is_file():
+            from mmlatent.manifest import verify_files
+
+            verify_files(directory.parent, [weights, info_path])
         info = json.loads(info_path.read_text())
         if int(info.get("num_classes", -1)) != num_classes:
             print(f"classifier {name!r}: stored for {info.get('num_classes')} classes, not {num_classes}; "

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mmlatent.checkpoint import save_json
 from mmlatent.evaluation.classifiers import ClassifierSettings, load_or_train_classifiers
 from mmlatent.evaluation.coherence import MAX_ALL_SUBSETS, CoherenceEvaluator, EvaluationResult
 from mmlatent.evaluation.data import EvaluationError, load_split
@@ -192,12 +192,6 @@ def metrics_record(
     return record
 
 
-def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def evaluate_run(
     run_dir: str | Path,
     sampler: str | None = None,
@@ -259,7 +253,7 @@ def evaluate_run(
     )
     if write:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / "metrics.json", metrics)
+        save_json(run_dir / "metrics.json", metrics)
         from mmlatent.evaluation.report import write_report
 
         write_report(run_dir, metrics, result.samples, pipeline)
@@ -362,6 +356,8 @@ def evaluate_command(args: Any) -> int:
     """``mmlatent evaluate`` (argument object from :mod:`mmlatent.cli`); returns the exit code."""
     from mmlatent.checkpoint import CheckpointError
     from mmlatent.pipeline import parse_sampler_options
+    from mmlatent.rundir import is_run_directory
+    from mmlatent.runlock import RunLock
 
     try:
         if getattr(args, "compare", None):
@@ -375,17 +371,21 @@ def evaluate_command(args: Any) -> int:
         if not run_dir.is_dir():
             print(f"error: no run directory at {run_dir}", file=sys.stderr)
             return 2
-        metrics = evaluate_run(
-            run_dir,
-            sampler=args.sampler,
-            steps=args.steps,
-            limit=args.limit,
-            seed=args.seed,
-            guidance=_parse_guidance(getattr(args, "guidance", None)),
-            options=parse_sampler_options(getattr(args, "option", []))
-            | ({} if getattr(args, "recipe_defaults", True) else {"recipe_defaults": False}),
-            split=getattr(args, "split", "test"),
-        )
+        if not is_run_directory(run_dir):
+            print(f"error: {run_dir} is not an mmlatent run directory", file=sys.stderr)
+            return 2
+        with RunLock(run_dir, "evaluate"):  # one writer: not while the run trains or is evaluated
+            metrics = evaluate_run(
+                run_dir,
+                sampler=args.sampler,
+                steps=args.steps,
+                limit=args.limit,
+                seed=args.seed,
+                guidance=_parse_guidance(getattr(args, "guidance", None)),
+                options=parse_sampler_options(getattr(args, "option", []))
+                | ({} if getattr(args, "recipe_defaults", True) else {"recipe_defaults": False}),
+                split=getattr(args, "split", "test"),
+            )
     except (EvaluationError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -20,6 +20,8 @@ __all__ = ["EvaluationError", "load_split", "subset", "num_items"]
 class EvaluationError(RuntimeError):
     """An evaluation that cannot be done as asked (no labels, no test split, no classifier, ...)."""
 
+    exit_code = 2  # mmlatent.errors: a message, no traceback
+
 
 def num_items(data: dict[str, Tensor]) -> int:
     """Number of items of a collated split."""

@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 from torch import Tensor
 
+from mmlatent.checkpoint import atomic_write_text
+
 __all__ = ["render_samples", "write_report"]
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
@@ -146,7 +148,5 @@ def write_report(
         lines.append("")
 
     path = root / "report.md"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(lines))
     return path
