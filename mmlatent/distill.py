@@ -45,7 +45,6 @@ import copy
 import json
 import math
 import re
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -568,6 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _distill_command(args: argparse.Namespace) -> int:
+    from mmlatent.errors import UserError
     from mmlatent.rundir import check_run_path, is_run_directory
     from mmlatent.runlock import RunLock
     from mmlatent.stopping import StopSignals
@@ -589,9 +589,8 @@ def _distill_command(args: argparse.Namespace) -> int:
         with RunLock(args.run, "distill"), StopSignals():
             info = distill_run(args.run, config, name=args.out, device=device, progress=not args.no_progress,
                                overwrite=args.overwrite, eta=args.eta)
-    except (ValueError, FileNotFoundError, CheckpointError, FloatingPointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        raise UserError(str(error)) from error
     folder = students_dir(args.run)
     check = info["fidelity"]
     print(f"student {info['name']!r}: {info['method']}, {info['steps']} steps ({info['nfe']} NFE per sample), "

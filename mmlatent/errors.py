@@ -75,15 +75,25 @@ def _message(error: BaseException) -> tuple[str, int] | None:
     return None
 
 
-def run_command(main: Callable[[], int], debug: bool = False) -> int:
-    """Run a command's ``main``; map expected errors to a message on stderr and an exit code."""
+def run_command(main: Callable[[], int], debug: bool = False, quiet: bool = False) -> int:
+    """Run a command's ``main``; map expected errors to a message on stderr and an exit code.
+
+    ``quiet``: print nothing (a process other than the main one of a multi-process run).
+    SIGINT and SIGTERM end the command with ``128 + signal`` and a message (a training loop
+    first saves a checkpoint: :mod:`mmlatent.stopping`).
+    """
+    from mmlatent.stopping import StopSignals
+
     debug = debug or debug_enabled()
     try:
-        return main()
+        with StopSignals(announce=not quiet):  # SIGTERM too ends with a message (training defers it)
+            return main()
     except SystemExit:
         raise
     except BaseException as error:  # noqa: BLE001 - the point is to end every command cleanly
         known = _message(error)
+        if quiet and not debug:
+            return known[1] if known is not None else 1
         if debug:
             traceback.print_exc()
         if known is not None:

@@ -13,6 +13,10 @@ Data flows one way::
       -> Autoencoder.decode  (B, latent_dim) -> decoder output
       -> Autoencoder.to_data (decoder output -> data-space batch, same layout as preprocess output)
       -> Modality.render / Modality.to_values (for people)
+
+Data-space batches that users give (``MLDPipeline.generate(given=...)``, ``.encode``, files read
+by :meth:`Modality.read_file` for ``mmlatent sample --given``) go through
+:meth:`Modality.prepare_batch` first: it checks them and converts what converts safely.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
@@ -154,23 +159,88 @@ class Modality:
         save_file({self.name: batch.detach().cpu().contiguous()}, str(out))
         return [out]
 
-    def read_file(self, path: Path) -> Tensor:
-        """Read a file given on the command line -> data-space batch ``(N, *item_shape)``."""
+    # ------------------------------------------------------------------------------ user input
+    def prepare_batch(self, batch: Any) -> Tensor:
+        """Check and convert a data-space batch a user gives: ``(N, *item_shape)`` -> ``(N, *item_shape)``.
+
+        The pipeline calls it on every given batch (``MLDPipeline.generate(given=...)``,
+        ``.encode``, and so ``mmlatent sample --given``) before the autoencoder sees it. It returns
+        the batch in the dtype the autoencoder takes (the batch itself when nothing needs
+        converting) and must accept what ``collate`` and ``Autoencoder.to_data`` produce. Anything
+        else raises ``ValueError`` with a message that names the modality and says what was
+        expected (shape, dtype, value range).
+
+        Default: a tensor with a batch axis, of shape ``(N, *item_shape)`` when ``item_shape`` is
+        fixed; floating-point batches (float64, float16, bfloat16) become float32 and must be
+        finite; integer and bool batches pass unchanged. Override it (calling ``super()`` first)
+        to convert or range-check your data space, e.g. uint8 images -> float in [0, 1], token ids
+        within the vocabulary.
+        """
+        shape = "(N, ...)" if self.item_shape is None else f"({', '.join(['N', *map(str, self.item_shape)])})"
+        if not torch.is_tensor(batch):
+            raise ValueError(
+                f"modality {self.name!r}: expected a torch tensor of shape {shape}, got {type(batch).__name__}"
+            )
+        if batch.dim() == 0 or (self.item_shape is not None and tuple(batch.shape[1:]) != tuple(self.item_shape)):
+            raise ValueError(
+                f"modality {self.name!r}: expected shape {shape}, got {tuple(batch.shape)} ({batch.dtype})"
+            )
+        if batch.is_complex():
+            raise ValueError(f"modality {self.name!r}: expected real values, got {batch.dtype}")
+        if batch.is_floating_point():
+            batch = batch.to(torch.float32)
+            bad = int((~torch.isfinite(batch)).sum())
+            if bad:
+                raise ValueError(f"modality {self.name!r}: the batch holds {bad} NaN or infinite value(s)")
+        return batch
+
+    def read_array(self, path: Path) -> Tensor:
+        """The array of a ``.npy`` file, or the tensor named like the modality (else the first) of a
+        ``.safetensors`` file, as it is stored. A missing file raises ``FileNotFoundError``; an
+        empty, truncated or foreign file ``ValueError`` naming the file."""
         path = Path(path)
-        if path.suffix == ".npy":
-            import numpy as np
+        if not path.is_file():
+            raise FileNotFoundError(f"modality {self.name!r}: no such file {str(path)!r}")
+        suffix = path.suffix.lower()
+        if suffix not in (".npy", ".safetensors"):
+            raise ValueError(f"modality {self.name!r}: cannot read {path.name!r} as an array "
+                             "(expected .npy or .safetensors)")
+        what = f"modality {self.name!r}: cannot read {path.name!r} as a {suffix} file"
+        if path.stat().st_size == 0:
+            raise ValueError(f"{what}: the file is empty")
+        if suffix == ".npy":
+            with open(path, "rb") as handle:
+                if handle.read(6) != b"\x93NUMPY":
+                    raise ValueError(f"{what}: not a NumPy array file")
+            try:
+                return torch.from_numpy(np.load(path, allow_pickle=False))
+            except (OSError, ValueError, EOFError, TypeError) as error:
+                raise ValueError(f"{what}: {error}") from None
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
 
-            batch = torch.from_numpy(np.load(path, allow_pickle=False))
-        elif path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
+        try:
             tensors = load_file(str(path))
-            batch = tensors.get(self.name, next(iter(tensors.values())))
-        else:
+        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+            raise ValueError(f"{what}: truncated or not a safetensors file ({error})") from None
+        if not tensors:
+            raise ValueError(f"{what}: it holds no tensor")
+        return tensors.get(self.name, next(iter(tensors.values())))
+
+    def read_file(self, path: Path) -> Tensor:
+        """Read a file given on the command line -> data-space batch ``(N, *item_shape)``.
+
+        Default: :meth:`read_array` (``.npy``, ``.safetensors``); one item without the batch axis
+        gets one; floating-point arrays become float32. The pipeline passes the result through
+        :meth:`prepare_batch`.
+        """
+        path = Path(path)
+        if path.suffix.lower() not in (".npy", ".safetensors"):
             raise ValueError(
                 f"modality {self.name!r}: cannot read {path.name!r} "
                 f"(expected one of {', '.join(self.file_suffixes)})"
             )
+        batch = self.read_array(path)
         if self.item_shape is not None and tuple(batch.shape[1:]) != tuple(self.item_shape):
             if tuple(batch.shape) == tuple(self.item_shape):
                 batch = batch.unsqueeze(0)

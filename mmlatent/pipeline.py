@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-import sys
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -22,12 +23,16 @@ from torch import Tensor
 
 from mmlatent.checkpoint import CheckpointError, load_json, load_tensors
 from mmlatent.data import ModalityBatches, collate_items
+from mmlatent.errors import UserError
 from mmlatent.latents import LatentStats
 from mmlatent.modality import Autoencoder, Modality
 from mmlatent.recipe import RecipeError, load_recipe
 from mmlatent.rundir import RunDir
 
-__all__ = ["MLDPipeline", "sample_command"]
+__all__ = ["MAX_CLI_SAMPLES", "MLDPipeline", "sample_command"]
+
+#: Most samples one ``mmlatent sample`` makes (more: ``MLDPipeline.generate`` in batches).
+MAX_CLI_SAMPLES = 10_000
 
 
 class MLDPipeline:
@@ -53,7 +58,12 @@ class MLDPipeline:
     # ------------------------------------------------------------------------------------ load
     @classmethod
     def load(cls, run_dir: str | Path, device: str | torch.device = "cpu") -> MLDPipeline:
-        """Load a run directory written by ``mmlatent train`` (safetensors only)."""
+        """Load a run directory written by ``mmlatent train`` (safetensors only).
+
+        Every file is checked against the run's manifest first: a changed or truncated file
+        raises :class:`mmlatent.manifest.ManifestMismatch` (a ``CheckpointError``) naming it.
+        """
+        from mmlatent.manifest import verify_files
         from mmlatent.train import build_modalities
 
         run = RunDir(run_dir)
@@ -61,11 +71,14 @@ class MLDPipeline:
             raise FileNotFoundError(f"no run directory at {run.root}")
         if not run.recipe.is_file():
             raise CheckpointError(f"missing recipe: {run.recipe} (is {run.root} a run directory?)")
+        verify_files(run.root, [run.recipe])
         try:
             recipe = load_recipe(run.recipe)
         except RecipeError as error:
-            raise CheckpointError(f"the run's recipe no longer validates:\n{error.render()}") from None
+            raise CheckpointError(f"the run's recipe {run.recipe} no longer validates:\n{error.render()}") from None
         modalities = build_modalities(recipe)
+        verify_files(run.root, [*(run.modality_state(n) for n, m in modalities.items() if m.needs_fit),
+                                *(run.autoencoder(n) for n in modalities), run.latent_stats, run.score_net])
         for name, modality in modalities.items():
             if modality.needs_fit:
                 modality.load_state_dict(load_json(run.modality_state(name), f"{name} preprocessing state"))
@@ -99,29 +112,36 @@ class MLDPipeline:
         view = ModalityBatches(list(items), self.modalities, {n: self.recipe.field_of(n) for n in self.names})
         return collate_items([view[i] for i in range(len(view))], self.modalities)
 
-    def check_inputs(self, batch: Mapping[str, Tensor]) -> int:
-        """Validate names and shapes of data-space inputs; returns the common batch size."""
-        sizes = set()
+    def check_inputs(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Check and convert data-space inputs ``{name: (N, *item_shape)}``.
+
+        Unknown names are errors; each batch goes through its modality's
+        :meth:`~mmlatent.modality.Modality.prepare_batch` (shape, dtype and values, e.g. uint8
+        images -> float in [0, 1]); all batches must hold the same N. Returns
+        ``{name: prepared batch}`` (the batches themselves when nothing needs converting).
+        """
+        if not isinstance(batch, Mapping):
+            raise ValueError(f"expected a mapping {{modality name: data-space batch}}, got {type(batch).__name__} "
+                             f"(modalities: {', '.join(self.names)})")
+        prepared = {}
         for name, x in batch.items():
             if name not in self.modalities:
                 raise ValueError(f"unknown modality {name!r} (modalities: {', '.join(self.names)})")
-            if not torch.is_tensor(x):
-                raise ValueError(f"modality {name!r}: expected a tensor, got {type(x).__name__}")
-            shape = self.modalities[name].item_shape
-            if shape is not None and tuple(x.shape[1:]) != tuple(shape):
-                expected = ", ".join(["N", *map(str, shape)])
-                raise ValueError(f"modality {name!r}: expected shape ({expected}), got {tuple(x.shape)}")
-            sizes.add(x.shape[0])
-        if len(sizes) > 1:
-            raise ValueError(f"given modalities have different batch sizes: "
-                             f"{ {n: x.shape[0] for n, x in batch.items()} }")
-        return sizes.pop() if sizes else 0
+            prepared[name] = self.modalities[name].prepare_batch(x)
+        sizes = {name: x.shape[0] for name, x in prepared.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"given modalities have different batch sizes: {sizes}")
+        return prepared
 
     # ---------------------------------------------------------------------------- encode/decode
     @torch.no_grad()
     def encode(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """``{name: data-space batch}`` -> ``{name: standardised latents (B, d_i)}``."""
-        self.check_inputs(batch)
+        """``{name: data-space batch (B, *item_shape)}`` -> ``{name: standardised latents (B, d_i)}``
+        (the batches are checked and converted by :meth:`check_inputs` first)."""
+        return self._encode(self.check_inputs(batch))
+
+    def _encode(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """:meth:`encode` of batches that :meth:`check_inputs` returned."""
         return {name: self.stats.normalise(name, self.autoencoders[name].encode(x.to(self.device)).float())
                 for name, x in batch.items()}
 
@@ -147,8 +167,10 @@ class MLDPipeline:
                  progress: bool = False, recipe_defaults: bool = True, **options: Any) -> dict[str, Tensor]:
         """Generate every modality not in ``given``; returns ``{name: data-space batch}`` for all.
 
-        ``given`` maps modality names to data-space batches ``(N, *item_shape)`` (returned unchanged);
-        ``n`` is the number of samples (must equal N when ``given`` is not empty). ``sampler``
+        ``given`` maps modality names to data-space batches ``(N, *item_shape)``, checked and
+        converted by :meth:`check_inputs` and returned as converted (unchanged when already in
+        data space; uint8 images come back as float in [0, 1]); ``n`` is the number of samples
+        (must equal N when ``given`` is not empty). ``sampler``
         defaults to the recipe's ``sampling.sampler``; the rest of the recipe's ``sampling`` section
         (steps, options, guidance weights, denoise_final) belongs to that sampler and fills in what
         the call leaves unset whenever that sampler runs, unless ``recipe_defaults=False`` (then
@@ -159,9 +181,16 @@ class MLDPipeline:
         """
         from mmlatent.diffusion import generate_latents
 
-        given = dict(given or {})
-        count = self.check_inputs(given)
+        for what, value in (("n", n), ("steps", steps), ("batch_size", batch_size)):
+            if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{what} must be a positive integer, got {value!r}")
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        if guidance is not None and not isinstance(guidance, Mapping):
+            raise ValueError(f"guidance must map modality names to weights, got {guidance!r}")
+        given = self.check_inputs({} if given is None else given)
         if given:
+            count = next(iter(given.values())).shape[0]
             if n is not None and n != count:
                 raise ValueError(f"n={n} but the given modalities hold {count} items")
             n = count
@@ -177,9 +206,11 @@ class MLDPipeline:
             steps = cfg.steps
         sampler_options = {**(cfg.options if own else {}), **options}
         weights = (dict(cfg.guidance) if own else {}) | dict(guidance or {})
-        for name in weights:
+        for name, weight in weights.items():
             if name not in self.modalities:
                 raise ValueError(f"guidance for unknown modality {name!r} (modalities: {', '.join(self.names)})")
+            if not isinstance(weight, numbers.Real) or isinstance(weight, bool) or not math.isfinite(weight):
+                raise ValueError(f"guidance weight of modality {name!r}: expected a finite number, got {weight!r}")
         if weights:
             # weights of modalities that are not given are inactive (MaskedEpsModel)
             sampler_options["guidance"] = {self.names.index(k): float(w) for k, w in weights.items() if w}
@@ -189,12 +220,12 @@ class MLDPipeline:
         if not sampler.startswith("student:"):
             from mmlatent.diffusion.sampling import check_sampler_options
 
-            check_sampler_options(sampler, set(sampler_options) - {"guidance"})
+            check_sampler_options(sampler, {k: v for k, v in sampler_options.items() if k != "guidance"})
         else:  # a distilled few-step student, RUN/students/<name> (mmlatent.distill)
             from mmlatent.distill import student_sampler
 
             run_sampler, steps = student_sampler(self, sampler, steps)
-        known_latents = self.encode(given) if given else {}
+        known_latents = self._encode(given) if given else {}
         mask = torch.tensor([name in given for name in self.names], device=self.device)
         generator = torch.Generator(device=self.device).manual_seed(int(seed))
         chunks: list[Tensor] = []
@@ -236,6 +267,13 @@ def _load_into(module: torch.nn.Module, path: Path, what: str) -> None:
                               f"{str(error).splitlines()[0]}") from None
 
 
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{what}={text}: the weight must be a number") from None
+
+
 def parse_sampler_options(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """``[("eta", "0.5"), ("grid", "logsnr")]`` (from ``--option KEY=VALUE``) to
     ``{"eta": 0.5, "grid": "logsnr"}``: each value is read as YAML (numbers, booleans, null)."""
@@ -253,21 +291,28 @@ def parse_sampler_options(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
 def sample_command(args) -> int:
     """``mmlatent sample RUN [--n N] [--given NAME=FILE ...] [--sampler S] [--steps K] --out DIR``."""
     try:
+        if not args.given and not 0 < args.n <= MAX_CLI_SAMPLES:
+            raise ValueError(f"--n {args.n}: give 1 to {MAX_CLI_SAMPLES} samples (for more, call "
+                             "MLDPipeline.generate in batches from Python)")
         pipe = MLDPipeline.load(args.run)
         given = {}
         for name, path in args.given:
             if name not in pipe.modalities:
                 raise ValueError(f"unknown modality {name!r} in --given (modalities: {', '.join(pipe.names)})")
+            if not Path(path).is_file():
+                raise ValueError(f"--given {name}={path}: no such file")
             given[name] = pipe.modalities[name].read_file(Path(path))
-        guidance = {name: float(value) for name, value in getattr(args, "guidance", [])}
+            if len(given[name]) > MAX_CLI_SAMPLES:
+                raise ValueError(f"--given {name}={path} holds {len(given[name])} items; at most "
+                                 f"{MAX_CLI_SAMPLES} from the command line")
+        guidance = {name: _number(value, f"--guidance {name}") for name, value in getattr(args, "guidance", [])}
         outputs = pipe.generate(n=None if given else args.n, given=given, sampler=args.sampler,
                                 steps=args.steps, seed=args.seed, guidance=guidance or None, progress=True,
                                 recipe_defaults=getattr(args, "recipe_defaults", True),
                                 **parse_sampler_options(getattr(args, "option", [])))
         written = pipe.render(outputs, args.out)
-    except (ValueError, CheckpointError, FileNotFoundError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, FileNotFoundError, KeyError) as error:  # a mistake in the arguments or files
+        raise UserError(str(error)) from error
     sampler = args.sampler or pipe.recipe.sampling.sampler
     print(f"{len(next(iter(outputs.values())))} samples with {sampler} ({pipe.last_nfe} NFE per sample):")
     for path in written:

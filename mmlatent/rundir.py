@@ -193,7 +193,7 @@ def check_run_path(run_dir: str | Path, *, default_parent: str | Path | None = N
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         why = f"it holds files mmlatent did not write ({shown})" if foreign else "it has none of a run's marker files"
         raise RunPathError(f"{path} is not an mmlatent run directory: {why}; "
-                           "choose another --output (nothing was changed)")
+                           "give another folder (nothing was changed)")
     return path
 
 

@@ -47,7 +47,9 @@ class StopSignals:
     ``requested``: the signal number of a pending stop request, or None.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, announce: bool = True) -> None:
+        """``announce``: print a line when a stop is requested (the main process of several)."""
+        self.announce = announce
         self.requested: int | None = None
         self._deferring = 0
         self._previous: dict[int, object] = {}
@@ -71,8 +73,9 @@ class StopSignals:
         if self.requested is None:
             self.requested = signum
         if self._deferring:
-            print(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
-                  "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+            if self.announce:
+                print(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+                      "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
             return
         raise TrainingStopped(signum)
 

@@ -22,12 +22,17 @@ error) and listed by ``mmlatent plugins --json``; that unknown option keys are r
 ``preprocess`` + ``collate`` give ``(B, *item_shape)``; that ``encode`` gives ``(B, latent_dim)``
 and ``to_data(decode(z))`` has the collated layout; that the reconstruction loss is a finite scalar
 with gradients; that ``render`` writes files; that ``fit``/``state_dict``/``load_state_dict``
-round-trip through JSON; and that the classifier (when there is one) gives ``(B, num_classes)``.
+round-trip through JSON; that ``prepare_batch`` leaves collated batches as they are, accepts decoded
+ones and rejects a list, a wrong shape and NaN with an error naming the modality; and that the
+classifier (when there is one) gives ``(B, num_classes)``.
 
 :class:`DatasetContract` checks that the dataset is registered and listed; that unknown option
 keys are rejected; that it declares at least the "train" and "test" splits and its fields; and
 that every split builds and its items are dicts carrying the declared fields (and an int "label"
 when ``has_labels``).
+
+:func:`untrained_pipeline` builds an ``MLDPipeline`` over untrained networks from a recipe, for
+tests of the Python API (``generate(given=...)``, ``encode``) with your modality.
 
 The base classes' names do not start with ``Test``, so pytest only collects your subclasses.
 Override a ``test_*`` method to skip or adapt a check that does not apply to your plugin.
@@ -38,8 +43,10 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 import torch
@@ -47,7 +54,10 @@ from pydantic import ValidationError
 
 from mmlatent.modality import Autoencoder, DatasetSpec, Modality, ModalitySpec
 
-__all__ = ["DatasetContract", "ModalityContract"]
+if TYPE_CHECKING:
+    from mmlatent.pipeline import MLDPipeline
+
+__all__ = ["DatasetContract", "ModalityContract", "untrained_pipeline"]
 
 _UNKNOWN_KEY = "no_such_option_for_the_contract_test"
 
@@ -59,6 +69,40 @@ def _listed(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     capsys.readouterr()
     assert plugins_command(as_json=True) == 0
     return json.loads(capsys.readouterr().out)
+
+
+def untrained_pipeline(recipe: Mapping[str, Any], fit_items: int = 64, seed: int = 0) -> MLDPipeline:
+    """An :class:`~mmlatent.pipeline.MLDPipeline` over freshly initialised networks, built in
+    seconds without training: for tests of the Python API and its input checks, not of samples.
+
+    ``recipe`` is a raw recipe mapping (as parsed from YAML). Modalities that need fitting are
+    fitted on the first ``fit_items`` items of the dataset's train split; the latent statistics
+    are zero mean and unit std; the networks are in eval mode without gradients.
+    """
+    from mmlatent.diffusion import ScoreNet
+    from mmlatent.latents import LatentStats
+    from mmlatent.pipeline import MLDPipeline
+    from mmlatent.recipe import parse_recipe
+    from mmlatent.train import build_dataset, build_modalities
+
+    parsed = parse_recipe(dict(recipe))
+    modalities = build_modalities(parsed)
+    if any(modality.needs_fit for modality in modalities.values()):
+        train = build_dataset(parsed, "train")
+        items = [train[i] for i in range(min(fit_items, len(train)))]
+        for name, modality in modalities.items():
+            if modality.needs_fit:
+                modality.fit([item[parsed.field_of(name)] for item in items])
+    torch.manual_seed(seed)
+    autoencoders = {name: modality.build_autoencoder().eval() for name, modality in modalities.items()}
+    dims = {name: cfg.latent_dim for name, cfg in parsed.modalities.items()}
+    stats = LatentStats({n: torch.zeros(d) for n, d in dims.items()}, {n: torch.ones(d) for n, d in dims.items()})
+    cfg = parsed.diffusion.score_net
+    score_net = ScoreNet(latent_dim=sum(dims.values()), num_modalities=len(dims), width=cfg.width,
+                         blocks=cfg.blocks, time_embed=cfg.time_embed).eval()
+    for module in [score_net, *autoencoders.values()]:
+        module.requires_grad_(False)
+    return MLDPipeline(parsed, modalities, autoencoders, stats, score_net)
 
 
 class ModalityContract:
@@ -205,6 +249,28 @@ class ModalityContract:
         for value in self.raw_values():
             a, b = fitted.preprocess(value), fresh.preprocess(value)
             assert a.shape == b.shape and torch.equal(a, b)
+
+    def test_prepare_batch_accepts_data_and_names_the_modality_in_errors(self) -> None:
+        modality = self.make_modality()
+        batch = self.make_batch(modality)
+        prepared = modality.prepare_batch(batch)
+        assert isinstance(prepared, torch.Tensor), f"prepare_batch() returned {type(prepared).__name__}"
+        assert torch.equal(prepared, batch), "prepare_batch() must leave a collated batch as it is"
+        ae = self.make_autoencoder(modality)
+        with torch.no_grad():
+            decoded = ae.to_data(ae.decode(torch.randn(3, self.latent_dim)))
+        assert modality.prepare_batch(decoded).shape == decoded.shape, "decoded batches must be valid inputs"
+        named = re.escape(repr(self.modality_name))
+        with pytest.raises(ValueError, match=named):
+            modality.prepare_batch(batch.tolist())
+        if modality.item_shape is not None:
+            with pytest.raises(ValueError, match=named):
+                modality.prepare_batch(batch.unsqueeze(1))  # one axis too many
+        if batch.is_floating_point():
+            bad = batch.clone()
+            bad.view(-1)[0] = float("nan")
+            with pytest.raises(ValueError, match=named):
+                modality.prepare_batch(bad)
 
     def test_classifier_shape(self) -> None:
         modality = self.make_modality()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import shlex
 import shutil
 import sys
@@ -52,7 +53,7 @@ from mmlatent.latents import LatentStats, encode_dataset, load_latents, save_lat
 from mmlatent.manifest import record_files, start_manifest, verify_files
 from mmlatent.modality import Modality
 from mmlatent.recipe import Recipe, RecipeError, load_recipe
-from mmlatent.rundir import RunDir, check_run_path, clear_run_directory, foreign_entries
+from mmlatent.rundir import RunDir, check_run_path, clear_run_directory
 from mmlatent.runlock import RunLock
 from mmlatent.stopping import StopSignals, TrainingStopped
 
@@ -633,7 +634,7 @@ def train_command(args: argparse.Namespace) -> int:
                         format="%(message)s", stream=sys.stderr)
     trainer = None
     try:
-        with StopSignals() as stop:
+        with StopSignals(announce=accelerator.is_main_process) as stop:
             trainer = Trainer(recipe, run_dir, accelerator, resume=args.resume, progress=not args.no_progress,
                               evaluate=False if args.no_eval else None, stop=stop, datasets=datasets)
             trainer.run_all()
@@ -653,7 +654,8 @@ def train_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code = run_command(lambda: train_command(args), debug=args.debug)
+    # with several processes (torchrun / accelerate launch set RANK) only the main one speaks
+    code = run_command(lambda: train_command(args), debug=args.debug, quiet=os.environ.get("RANK", "0") != "0")
     if code != 0:
         _end_process_group()
     return code

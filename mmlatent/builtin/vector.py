@@ -146,6 +146,12 @@ class VectorModality(Modality):
             )
         return x
 
+    def prepare_batch(self, batch: Any) -> Tensor:
+        """``(N, size)`` of any real dtype -> float32 (integer and bool vectors are exact in float32
+        up to 2^24, which is what ``preprocess`` does with a raw value too)."""
+        batch = super().prepare_batch(batch)
+        return batch if batch.is_floating_point() else batch.to(torch.float32)
+
     # ------------------------------------------------------------------------------------ model
     def build_autoencoder(self) -> Autoencoder:
         size = self._require_size()

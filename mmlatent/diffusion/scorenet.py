@@ -19,7 +19,6 @@ Paper sizes: MNIST-SVHN width 512, 2 blocks, time embedding 256; CUB width 1024,
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 __all__ = ["ScoreNet", "ResidualBlock", "MultiTimeEmbedding"]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -353,45 +352,37 @@ def _parse_guidance(pairs: Sequence[tuple[str, str]] | None) -> dict[str, float]
 
 
 def evaluate_command(args: Any) -> int:
-    """``mmlatent evaluate`` (argument object from :mod:`mmlatent.cli`); returns the exit code."""
-    from mmlatent.checkpoint import CheckpointError
+    """``mmlatent evaluate`` (argument object from :mod:`mmlatent.cli`); returns the exit code.
+
+    Errors propagate as exceptions with an ``exit_code`` (:mod:`mmlatent.errors` prints them).
+    """
+    from mmlatent.errors import UserError
     from mmlatent.pipeline import parse_sampler_options
     from mmlatent.rundir import is_run_directory
     from mmlatent.runlock import RunLock
 
+    if getattr(args, "compare", None):
+        runs = ([args.run] if args.run else []) + list(args.compare)
+        print(compare_table(runs))
+        return 0
+    if not args.run:
+        raise UserError("mmlatent evaluate needs a RUN directory (or --compare RUN_A RUN_B ...)")
+    guidance = _parse_guidance(getattr(args, "guidance", None))
+    options = parse_sampler_options(getattr(args, "option", []))
+    if not getattr(args, "recipe_defaults", True):
+        options["recipe_defaults"] = False
+    run_dir = Path(args.run)
+    if not run_dir.is_dir():
+        raise UserError(f"no run directory at {run_dir}")
+    if not is_run_directory(run_dir):
+        raise UserError(f"{run_dir} is not an mmlatent run directory")
     try:
-        if getattr(args, "compare", None):
-            runs = ([args.run] if args.run else []) + list(args.compare)
-            print(compare_table(runs))
-            return 0
-        if not args.run:
-            print("error: mmlatent evaluate needs a RUN directory (or --compare RUN_A RUN_B ...)", file=sys.stderr)
-            return 2
-        run_dir = Path(args.run)
-        if not run_dir.is_dir():
-            print(f"error: no run directory at {run_dir}", file=sys.stderr)
-            return 2
-        if not is_run_directory(run_dir):
-            print(f"error: {run_dir} is not an mmlatent run directory", file=sys.stderr)
-            return 2
         with RunLock(run_dir, "evaluate"):  # one writer: not while the run trains or is evaluated
-            metrics = evaluate_run(
-                run_dir,
-                sampler=args.sampler,
-                steps=args.steps,
-                limit=args.limit,
-                seed=args.seed,
-                guidance=_parse_guidance(getattr(args, "guidance", None)),
-                options=parse_sampler_options(getattr(args, "option", []))
-                | ({} if getattr(args, "recipe_defaults", True) else {"recipe_defaults": False}),
-                split=getattr(args, "split", "test"),
-            )
-    except (EvaluationError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+            metrics = evaluate_run(run_dir, sampler=args.sampler, steps=args.steps, limit=args.limit,
+                                   seed=args.seed, guidance=guidance, options=options,
+                                   split=getattr(args, "split", "test"))
     except (ValueError, FileNotFoundError, KeyError) as error:  # bad sampler name, broken run, ...
-        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
+        raise UserError(f"{type(error).__name__}: {error}") from error
     print(format_metrics(metrics))
     print(f"\nwrote {run_dir / 'metrics.json'} and {run_dir / 'report.md'}")
     return 0

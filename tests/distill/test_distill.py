@@ -255,7 +255,7 @@ def test_cli_errors(tiny_run: Path, tmp_path: Path, capsys):
 
     bare = tmp_path / "bare"
     bare.mkdir()
-    for name in ("recipe.yaml", "score_net.safetensors", "latent_stats.safetensors"):
+    for name in ("manifest.json", "recipe.yaml", "score_net.safetensors", "latent_stats.safetensors"):
         (bare / name).write_bytes((tiny_run / name).read_bytes())
     assert cli_main(["distill", str(bare), "--no-progress"]) == 2
     assert "no cached training latents" in capsys.readouterr().err

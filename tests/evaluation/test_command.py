@@ -8,6 +8,7 @@ from argparse import Namespace
 
 import pytest
 
+from mmlatent.cli import main as cli_main
 from mmlatent.evaluation.command import compare_table, evaluate_command, evaluate_run, format_metrics
 
 DOCUMENTED_KEYS = {"coherence", "fd", "nfe", "sampler", "classifier_accuracy", "timings", "seed", "limit"}
@@ -82,21 +83,20 @@ def test_compare_table_and_command(evaluated, tmp_path_factory, capsys):
                      seed=0)
     assert evaluate_command(args) == 0
     assert "fd[a->b]" in capsys.readouterr().out
-    args.compare = [str(run), str(tmp_path_factory.mktemp("empty"))]
-    assert evaluate_command(args) == 2
+    assert cli_main(["evaluate", "--compare", str(run), str(tmp_path_factory.mktemp("empty"))]) == 2
     assert "metrics.json not found" in capsys.readouterr().err
 
 
 def test_command_errors(tmp_path, capsys):
-    args = Namespace(run=str(tmp_path / "missing"), compare=None, sampler=None, steps=None, guidance=[],
-                     limit=None, seed=0)
-    assert evaluate_command(args) == 2
+    assert cli_main(["evaluate", str(tmp_path / "missing")]) == 2
     assert "no run directory" in capsys.readouterr().err
-    args.run = None
-    assert evaluate_command(args) == 2
-    args.run, args.guidance = str(tmp_path), [("a", "strong")]
-    assert evaluate_command(args) == 2
+    assert cli_main(["evaluate"]) == 2
+    assert "needs a RUN directory" in capsys.readouterr().err
+    assert cli_main(["evaluate", str(tmp_path), "--guidance", "a=strong"]) == 2
     assert "must be a number" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli_main(["evaluate", str(tmp_path)]) == 2
+    assert "is not an mmlatent run directory" in capsys.readouterr().err
 
 
 def test_format_metrics(evaluated):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from pathlib import Path
 
 import torch
@@ -69,14 +70,28 @@ def _tiles(image: Tensor, layout: dict) -> Tensor:
 
 
 def read_images(path: Path) -> Tensor:
-    """PNG/JPEG file -> float batch ``(N, C, H, W)`` in [0, 1] with the file's own channels and size."""
-    from PIL import Image
+    """PNG/JPEG file -> float batch ``(N, C, H, W)`` in [0, 1] with the file's own channels and size.
+
+    An empty, truncated or corrupt file, or one that is no image, raises ``ValueError`` naming the
+    file and what is wrong.
+    """
+    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    with Image.open(path) as image:
-        image.load()
-        layout_text = image.info.get(GRID_KEY) if hasattr(image, "info") else None
-        x = to_float_chw(image)
+    what = f"cannot read {path.name!r} as an image"
+    if path.stat().st_size == 0:
+        raise ValueError(f"{what}: the file is empty")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            layout_text = image.info.get(GRID_KEY) if hasattr(image, "info") else None
+            x = to_float_chw(image)
+    except UnidentifiedImageError:
+        raise ValueError(f"{what}: not a PNG or JPEG file") from None
+    except (OSError, SyntaxError, zlib.error) as error:  # PIL reports a broken PNG chunk as SyntaxError
+        raise ValueError(f"{what}: truncated or corrupt ({error})") from None
+    except (ValueError, TypeError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{what}: {error}") from None
     if layout_text:
         try:
             layout = json.loads(layout_text)

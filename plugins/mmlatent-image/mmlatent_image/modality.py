@@ -1,6 +1,7 @@
 """The ``image`` modality kind: options, preprocessing, autoencoders, classifier, files.
 
-Data space: float32 batches ``(B, channels, size, size)`` with values in [0, 1].
+Data space: float32 batches ``(B, channels, size, size)`` with values in [0, 1]. Batches given to
+the pipeline may also be uint8 (0..255) or bool (:meth:`ImageModality.prepare_batch`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from mmlatent_image.classifier import ImageClassifier
 from mmlatent_image.conversion import convert_channels, resize, to_float_chw
 from mmlatent_image.files import IMAGE_SUFFIXES, read_images, write_grid
 
-__all__ = ["DEFAULT_CONV_CHANNELS", "ImageModality", "ImageOptions"]
+__all__ = ["DEFAULT_CONV_CHANNELS", "RANGE_TOLERANCE", "ImageModality", "ImageOptions"]
 
 #: ``conv_channels`` when the option is left out, per architecture.
 DEFAULT_CONV_CHANNELS = {"conv": (32, 64, 128), "resnet": (32, 64, 128, 256)}
+#: Float pixels given by users may leave [0, 1] by this much (rounding); they are clamped.
+RANGE_TOLERANCE = 1e-4
 
 
 class ImageOptions(BaseModel):
@@ -97,6 +100,38 @@ class ImageModality(Modality):
             raise ValueError(f"modality {self.name!r}: {err}") from None
         return self._conform(x)
 
+    def prepare_batch(self, batch: Any) -> Tensor:
+        """Check and convert a batch given by a user: ``(N, channels, size, size)`` -> the same,
+        float32 in [0, 1].
+
+        uint8 batches are read as 0..255 (divided by 255, as :meth:`preprocess` reads uint8
+        arrays), bool batches as 0/1. Float batches must lie in [0, 1] (up to
+        :data:`RANGE_TOLERANCE`): images in 0..255 or normalised by a mean and std are errors, not
+        clamped. Other integer dtypes are errors (0..255 or 0..65535 would be a guess).
+        """
+        x = super().prepare_batch(batch)
+        if x.dtype == torch.uint8:
+            return x.to(torch.float32) / 255.0
+        if x.dtype == torch.bool:
+            return x.to(torch.float32)
+        if not x.is_floating_point():
+            raise ValueError(
+                f"modality {self.name!r}: expected float32 pixels in [0, 1], uint8 (0..255) or bool, got {x.dtype}"
+            )
+        return self._in_unit_range(x)
+
+    def _in_unit_range(self, x: Tensor, source: str = "") -> Tensor:
+        """Float pixels in [0, 1] (clamped within :data:`RANGE_TOLERANCE`), else ValueError naming the range."""
+        if not x.numel():
+            return x
+        low, high = float(x.min()), float(x.max())
+        if low < -RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE:
+            raise ValueError(
+                f"modality {self.name!r}: float pixels must lie in [0, 1], got values in [{low:g}, {high:g}]{source} "
+                "(uint8 images are read as 0..255)"
+            )
+        return x.clamp(0.0, 1.0) if low < 0.0 or high > 1.0 else x
+
     def augment(self, x: Tensor) -> Tensor:
         """TrivialAugmentWide per image when ``augment`` is on (a fresh draw per image); else ``x``."""
         if not self.options.augment:
@@ -136,26 +171,28 @@ class ImageModality(Modality):
 
     def read_file(self, path: Path) -> Tensor:
         """PNG/JPEG (a grid written by :meth:`render` gives its tiles), ``.npy`` or ``.safetensors``
-        -> batch ``(N, channels, size, size)`` in [0, 1]."""
+        -> batch ``(N, channels, size, size)`` in [0, 1], converted as :meth:`preprocess` converts
+        one image (float arrays must already lie in [0, 1]) and checked by :meth:`prepare_batch`.
+        A missing file raises ``FileNotFoundError``; an unreadable one ``ValueError`` naming it."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"modality {self.name!r}: no such file {str(path)!r}")
         suffix = path.suffix.lower()
         if suffix in IMAGE_SUFFIXES:
-            return torch.stack([self._conform(x) for x in read_images(path)])
+            try:
+                images = read_images(path)
+            except ValueError as error:
+                raise ValueError(f"modality {self.name!r}: {error}") from None
+            return self.prepare_batch(torch.stack([self._conform(x) for x in images]))
         if suffix not in (".npy", ".safetensors"):
             raise ValueError(
                 f"modality {self.name!r}: cannot read {path.name!r} (expected one of {', '.join(self.file_suffixes)})"
             )
+        raw: Any = self.read_array(path)
+        if raw.is_floating_point():  # preprocess would clamp 0..255 floats to white
+            self._in_unit_range(raw.float(), source=f" in {path.name!r}")
         if suffix == ".npy":
-            import numpy as np
-
-            raw: Any = np.load(path, allow_pickle=False)
-        else:
-            from safetensors.torch import load_file
-
-            tensors = load_file(str(path))
-            raw = tensors.get(self.name, next(iter(tensors.values())))
+            raw = raw.numpy()  # numpy's conventions: channels last when ambiguous, uint16 as 0..65535
         shape = tuple(raw.shape)
         if len(shape) == 4:  # a batch, channels first or last
             items = [raw[i] for i in range(shape[0])]
@@ -165,4 +202,7 @@ class ImageModality(Modality):
             items = [raw]
         else:
             raise ValueError(f"modality {self.name!r}: cannot read images of shape {shape} from {path.name!r}")
-        return torch.stack([self.preprocess(item) for item in items])
+        try:
+            return self.prepare_batch(torch.stack([self.preprocess(item) for item in items]))
+        except ValueError as error:
+            raise ValueError(f"{error} (in {path.name!r})") from None

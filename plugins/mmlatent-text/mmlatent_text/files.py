@@ -57,7 +57,16 @@ def write_captions_png(captions: Sequence[str], path: Path, title: str | None = 
 
 
 def read_captions(path: Path) -> list[str]:
-    """Captions of a ``.txt`` file: one per line; blank lines are skipped."""
+    """Captions of a ``.txt`` file: one per line; blank lines are skipped. A file that is not
+    UTF-8 text raises ``ValueError`` naming it."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start]
+        raise ValueError(
+            f"cannot read {path.name!r} as captions: not UTF-8 text (byte {error.start} is {byte:#04x})"
+        ) from None
+    if "\x00" in text:
+        raise ValueError(f"cannot read {path.name!r} as captions: binary data, not text")
     return [line.strip() for line in text.splitlines() if line.strip()]

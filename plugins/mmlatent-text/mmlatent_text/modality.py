@@ -1,7 +1,7 @@
 """The ``text`` modality kind: short captions as fixed-length token ids.
 
-Data space: long ids ``(B, max_length)``: words, then ``<eos>``, then ``<pad>`` (see
-:mod:`mmlatent_text.vocabulary`). The vocabulary is fitted on the training captions by
+Data space: long ids ``(B, max_length)`` in [0, vocabulary size): words, then ``<eos>``, then
+``<pad>`` (see :mod:`mmlatent_text.vocabulary`). The vocabulary is fitted on the training captions by
 :meth:`TextModality.fit` (the core calls it once) and travels as JSON in the run directory.
 """
 
@@ -144,6 +144,25 @@ class TextModality(Modality):
     def item_shape(self) -> tuple[int, ...]:
         return (self.options.max_length,)
 
+    def prepare_batch(self, batch: Any) -> Tensor:
+        """Check a batch of token ids given by a user: ``(N, max_length)`` integers in
+        [0, vocabulary size) -> the same as long. Float or bool batches and ids outside the
+        vocabulary are errors naming the valid range."""
+        ids = super().prepare_batch(batch)
+        if ids.is_floating_point() or ids.dtype == torch.bool:
+            raise ValueError(
+                f"modality {self.name!r}: expected integer token ids (N, {self.options.max_length}), got {ids.dtype}"
+            )
+        size = len(self.vocabulary)
+        if ids.numel():
+            low, high = int(ids.min()), int(ids.max())
+            if low < 0 or high >= size:
+                raise ValueError(
+                    f"modality {self.name!r}: token ids must lie in [0, {size}) (the vocabulary size), "
+                    f"got ids in [{low}, {high}]"
+                )
+        return ids.long()
+
     # ------------------------------------------------------------------------------------ model
     def build_autoencoder(self) -> TextAutoencoder:
         o = self.options
@@ -180,19 +199,21 @@ class TextModality(Modality):
 
     def read_file(self, path: Path) -> Tensor:
         """``.txt`` (one caption per line; blank lines skipped) -> ids ``(N, max_length)`` long.
-        ``.npy``/``.safetensors`` files hold ids already."""
+        ``.npy``/``.safetensors`` files hold ids already (checked by :meth:`prepare_batch`).
+        A missing file raises ``FileNotFoundError``; an unreadable one ``ValueError`` naming it."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"modality {self.name!r}: no such file {str(path)!r}")
         if path.suffix.lower() != ".txt":
             batch = super().read_file(path)
-            if batch.is_floating_point() or batch.dim() != 2 or batch.shape[1] != self.options.max_length:
-                raise ValueError(
-                    f"modality {self.name!r}: {path.name!r} must hold integer token ids of shape "
-                    f"(N, {self.options.max_length}), got {batch.dtype} {tuple(batch.shape)}"
-                )
-            return batch.long()
-        captions = read_captions(path)
+            try:
+                return self.prepare_batch(batch)
+            except ValueError as error:
+                raise ValueError(f"{error} (in {path.name!r})") from None
+        try:
+            captions = read_captions(path)
+        except ValueError as error:
+            raise ValueError(f"modality {self.name!r}: {error}") from None
         if not captions:
             raise ValueError(f"modality {self.name!r}: {path.name!r} holds no caption (one per line expected)")
         return self.vocabulary.encode_batch(captions)
