@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mmlatent.model import GenerativeModel
+
 PAPER = {"label": "paper (EM + RePaint)", "sampler": "repaint", "steps": 250}
 FAST_NFE = 24
 FD_RATIO = 1.2
@@ -171,9 +173,9 @@ class RowCache:
 def measure(evaluator: Any, cfg: dict, seeds: int) -> dict:
     """``cfg`` evaluated with sampling seeds 0..seeds-1: means (and sd) over the seeds."""
     # exactly this configuration: the run recipe's own sampling settings are not mixed in
-    options = {**(cfg.get("options") or {}), "recipe_defaults": False}
     results = [evaluator.run(sampler=cfg["sampler"], steps=cfg["steps"], seed=seed,
-                             guidance=cfg.get("guidance") or None, options=options)
+                             guidance=cfg.get("guidance") or None, options=cfg.get("options") or {},
+                             recipe_defaults=False)
                for seed in range(seeds)]
     keys = list(results[0].coherence)
     row = {
@@ -282,10 +284,9 @@ def comparison_table(chosen: dict, paper: dict) -> str:
 
 
 def plot(rows: list[dict], chosen_label: str, path: Path, title: str) -> Path:
+    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from matplotlib import colormaps
 
     fig = Figure(figsize=(14, 4.6), dpi=110)
     FigureCanvasAgg(fig)
@@ -323,7 +324,7 @@ def plot(rows: list[dict], chosen_label: str, path: Path, title: str) -> Path:
 
 
 # ---------------------------------------------------------------------------------------- main
-def split_evaluators(pipe: Any, run: Path, select_on: str, limit: int | None, batch_size: int) -> tuple:
+def split_evaluators(pipe: GenerativeModel, run: Path, select_on: str, limit: int | None, batch_size: int) -> tuple:
     """``(selection evaluator, report evaluator, description)``."""
     import torch
 
@@ -350,7 +351,7 @@ def split_evaluators(pipe: Any, run: Path, select_on: str, limit: int | None, ba
     return make(order[:half]), make(order[half:]), "disjoint halves of the test split (selection / report)"
 
 
-def run_benchmark(pipe: Any, run: Path, *, seeds: int = 3, select_on: str = "auto", limit: int | None = None,
+def run_benchmark(pipe: GenerativeModel, run: Path, *, seeds: int = 3, select_on: str = "auto", limit: int | None = None,
                   quick: bool = False, sweep: bool = True, batch_size: int = 512,
                   plot_path: Path | None = None, cache_path: Path | None = None) -> dict:
     """Select on the selection split, measure on the report split, print the tables; returns the

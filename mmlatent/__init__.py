@@ -5,9 +5,14 @@ loaded on first use (``mmlatent.plugins.get_registry()``).
 """
 
 from mmlatent.hookspecs import hookimpl
-from mmlatent.modality import Autoencoder, DatasetSpec, Modality, ModalitySpec, NoOptions
-
-__version__ = "0.1.0"
+from mmlatent.modality import (
+    Autoencoder,
+    DatasetSpec,
+    Modality,
+    ModalitySpec,
+    NoOptions,
+)
+from mmlatent.version import __version__
 
 __all__ = [
     "Autoencoder",

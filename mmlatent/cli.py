@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
+
+from mmlatent.errors import UserError, run_command
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -88,12 +91,38 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return distill_main(argv[1:] + (["--debug"] if debug else []))
     args = build_parser().parse_args(argv)
-    from mmlatent.errors import run_command
-
     return run_command(lambda: _dispatch(args), debug=debug)
 
 
+def parse_sampler_options(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """``[("eta", "0.5"), ("grid", "logsnr")]`` (from ``--option KEY=VALUE``) to
+    ``{"eta": 0.5, "grid": "logsnr"}``: each value is read as YAML (numbers, booleans, null)."""
+    import yaml
+
+    options = {}
+    for key, text in pairs:
+        try:
+            options[key] = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise UserError(f"--option {key}={text}: not a YAML value ({error})") from None
+    return options
+
+
+def parse_guidance(pairs: Sequence[tuple[str, str]]) -> dict[str, float]:
+    """``[("gray", "1.5")]`` (from ``--guidance NAME=WEIGHT``) to ``{"gray": 1.5}``."""
+    guidance = {}
+    for name, text in pairs:
+        try:
+            guidance[name] = float(text)
+        except ValueError:
+            raise UserError(f"--guidance {name}={text}: the weight must be a number") from None
+    return guidance
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if hasattr(args, "option"):  # sample, evaluate: sampler settings as values
+        args.options = parse_sampler_options(args.option)
+        args.guidance = parse_guidance(args.guidance)
     if args.command is None:
         build_parser().print_help()
         return 0

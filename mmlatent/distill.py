@@ -42,12 +42,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,27 +53,44 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mmlatent.checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
-from mmlatent.manifest import record_files, verify_files
-from mmlatent.diffusion import VPSDE, LatentLayout, ScoreNet, generate_latents, multitime_vector, sample_given_mask
+from mmlatent.checkpoint import CheckpointError
+from mmlatent.diffusion import (
+    VPSDE,
+    LatentLayout,
+    generate_latents,
+    multitime_vector,
+    sample_given_mask,
+)
 from mmlatent.diffusion.schedules import time_grid
+from mmlatent.errors import UserError, run_command
+from mmlatent.latents import LatentStats, load_latents
+from mmlatent.pipeline import MLDPipeline
+from mmlatent.rundir import RunDir, check_run_path, is_run_directory
+from mmlatent.runlock import RunLock
+from mmlatent.stopping import StopSignals
+from mmlatent.students import (
+    STUDENT_SAMPLER,
+    Student,
+    check_student_name,
+    list_students,
+    load_student,
+    save_student,
+    students_dir,
+)
 
 __all__ = [
     "DistillConfig",
-    "Student",
+    "Student",  # re-exported from mmlatent.students (where students are loaded and sampled)
     "distill_progressive",
     "distill_consistency",
     "distill_run",
     "load_student",
-    "student_sampler",
     "list_students",
     "main",
 ]
 
 METHODS = ("progressive", "consistency")
 MAX_STUDENT_STEPS = 8
-STUDENT_SAMPLER = "ddim"  # the student runs deterministic DDIM on its own grid (ends at t = 0)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 EpsModel = Callable[[Tensor, Tensor], Tensor]
 
@@ -341,119 +356,6 @@ def fidelity(teacher: EpsModel, student: EpsModel, data: Tensor, sde: VPSDE, lay
             "teacher_same_steps_rms": rms(run(teacher, config.steps))}
 
 
-# ---------------------------------------------------------------------------------- students
-@dataclass
-class Student:
-    """A distilled student: its network and its record (``RUN/students/<name>.json``)."""
-
-    name: str
-    net: nn.Module
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def steps(self) -> int:
-        return int(self.info["steps"])
-
-    @property
-    def grid(self) -> str:
-        return str(self.info.get("grid", "uniform"))
-
-    def generate(self, sde: VPSDE, layout: LatentLayout, n: int, known: Tensor | None = None,
-                 given: Tensor | None = None, sampler: str | None = None, steps: int | None = None,
-                 generator: torch.Generator | None = None, progress: bool = False, **options: Any):
-        """:func:`~mmlatent.diffusion.generate_latents` with the student on its own grid (K NFE).
-
-        Takes the arguments of ``generate_latents`` after ``eps_model``; ``sampler`` is ignored (the
-        student runs DDIM with the record's ``eta``, 0 unless set with ``mmlatent distill --eta``;
-        an ``eta`` option overrides it), ``steps`` must be None or K.
-        """
-        if steps is not None and int(steps) != self.steps:
-            raise ValueError(f"student {self.name!r} was distilled for {self.steps} steps, not {steps}; "
-                             f"leave the steps unset (or distil another one with --steps-student {steps})")
-        if options.pop("guidance", None):
-            raise ValueError(f"student {self.name!r} samples without guidance (it was distilled unguided)")
-        options.pop("denoise_final", None)  # the grid ends at t = 0: the last step lands on the sample
-        options.setdefault("eta", float(self.info.get("eta", 0.0)))
-        # The engine's clipping of the clean-signal estimate stays on (its default): a big student
-        # step extrapolates badly from the prior's far tail (0.8% of the samples of the closed-form
-        # Gaussian test went off to |x| ~ 50 without it); on the quickstart run it changed nothing.
-        return generate_latents(self.net, sde, layout, n, known=known, given=given, sampler=STUDENT_SAMPLER,
-                                steps=self.steps, generator=generator, progress=progress,
-                                grid=self.grid, t_min=0.0, **options)
-
-
-def students_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "students"
-
-
-def list_students(run_dir: str | Path) -> list[str]:
-    """Names of the students saved in ``RUN/students``."""
-    folder = students_dir(run_dir)
-    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
-
-
-def _check_name(name: str) -> str:
-    if not _NAME.match(name or ""):
-        raise ValueError(f"invalid student name {name!r}: use letters, digits, '_', '-' and '.'")
-    return name
-
-
-def save_student(run_dir: str | Path, name: str, net: ScoreNet, info: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``RUN/students/<name>.safetensors`` then ``<name>.json`` (each atomically)."""
-    folder = students_dir(run_dir)
-    weights, record = folder / f"{_check_name(name)}.safetensors", folder / f"{name}.json"
-    save_tensors(weights, net.state_dict(), {"config": json.dumps(net.config()), "student": json.dumps(info)})
-    save_json(record, info)
-    if (Path(run_dir) / "manifest.json").is_file():
-        record_files(run_dir, [weights, record])
-    return weights, record
-
-
-def load_student(run_dir: str | Path, name: str, device: str | torch.device = "cpu") -> Student:
-    """Load ``RUN/students/<name>`` (raises ValueError naming the available students when missing)."""
-    folder = students_dir(run_dir)
-    record = folder / f"{_check_name(name)}.json"
-    if not record.is_file():
-        available = ", ".join(list_students(run_dir)) or "none"
-        raise ValueError(f"no student {name!r} in {folder} (available: {available}); "
-                         f"make one with `mmlatent distill {run_dir} --out {name}`")
-    verify_files(run_dir, [record, folder / f"{name}.safetensors"])
-    info = load_json(record, f"student {name!r} record")
-    tensors = load_tensors(folder / f"{name}.safetensors", f"student {name!r} weights")
-    try:
-        net = ScoreNet(**info["config"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"student {name!r} record is not a student's ({error})") from None
-    try:
-        net.load_state_dict(tensors)
-    except RuntimeError as error:
-        raise CheckpointError(f"student {name!r} weights do not match its record: "
-                              f"{str(error).splitlines()[0]}") from None
-    net.eval().requires_grad_(False)
-    return Student(name, net.to(device), info)
-
-
-def student_sampler(pipe: Any, sampler: str, steps: int | None) -> tuple[Callable[..., Any], int]:
-    """For ``MLDPipeline.generate(sampler="student:<name>")``: the sampling function and its steps.
-
-    Returns ``(fn, K)`` where ``fn(sde, layout, n, known=, given=, sampler=, steps=, generator=,
-    progress=, **options)`` generates with the student (loaded once per pipeline and cached).
-    """
-    name = sampler.split(":", 1)[1]
-    if pipe.run_dir is None:
-        raise ValueError("students live in a run directory; this pipeline was not loaded from one")
-    cache = pipe.__dict__.setdefault("_students", {})
-    if name not in cache:
-        student = load_student(pipe.run_dir, name, device=pipe.device)
-        if student.info.get("latent_dim") not in (None, pipe.layout.total_dim):
-            raise CheckpointError(f"student {name!r} was distilled for another latent layout")
-        cache[name] = student
-    student = cache[name]
-    if steps is not None and int(steps) != student.steps:
-        raise ValueError(f"student {name!r} was distilled for {student.steps} steps, not {steps}")
-    return student.generate, student.steps
-
-
 # -------------------------------------------------------------------------------- run command
 def distill_run(run_dir: str | Path, config: DistillConfig | None = None, name: str | None = None,
                 device: str = "cpu", progress: bool = True, overwrite: bool = False, eta: float = 0.0,
@@ -465,17 +367,13 @@ def distill_run(run_dir: str | Path, config: DistillConfig | None = None, name: 
     ``config.d`` is replaced by the run's recipe value. Raises FileNotFoundError (no run),
     CheckpointError (missing or corrupt run files, no cached latents) or ValueError (bad settings).
     """
-    from mmlatent.latents import LatentStats, load_latents
-    from mmlatent.pipeline import MLDPipeline
-    from mmlatent.rundir import RunDir
-
     config = DistillConfig() if config is None else config
     if not eta >= 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
     run = RunDir(run_dir)
     if not run.root.is_dir():
         raise FileNotFoundError(f"no run directory at {run.root}")
-    name = _check_name(name or f"{config.method}-{config.steps}")
+    name = check_student_name(name or f"{config.method}-{config.steps}")
     if (students_dir(run.root) / f"{name}.json").exists() and not overwrite:
         raise ValueError(f"student {name!r} already exists in {students_dir(run.root)}: "
                          "pass --overwrite to replace it or --out to name another")
@@ -560,18 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``mmlatent distill RUN ...``; returns the exit code (2 on a user error, 130/143 when stopped)."""
-    from mmlatent.errors import run_command
-
     args = build_parser().parse_args(argv)
     return run_command(lambda: _distill_command(args), debug=args.debug)
 
 
 def _distill_command(args: argparse.Namespace) -> int:
-    from mmlatent.errors import UserError
-    from mmlatent.rundir import check_run_path, is_run_directory
-    from mmlatent.runlock import RunLock
-    from mmlatent.stopping import StopSignals
-
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     iterations = args.iterations
     if iterations is None:

@@ -23,6 +23,8 @@ import sys
 import traceback
 from collections.abc import Callable
 
+from mmlatent.stopping import StopSignals, TrainingStopped
+
 __all__ = ["UserError", "debug_enabled", "describe_os_error", "run_command"]
 
 
@@ -54,22 +56,17 @@ def describe_os_error(error: OSError) -> str:
 def _message(error: BaseException) -> tuple[str, int] | None:
     """The user-facing (message, exit code) of an expected error, or None for a bug.
 
-    Expected errors are recipe errors, stops by signal, ``OSError`` (the machine's state) and
-    every exception class with an integer ``exit_code`` attribute (``UserError``,
+    Expected errors are stops by signal, ``OSError`` (the machine's state) and every exception
+    class with an integer ``exit_code`` attribute (``UserError``, ``RecipeError``,
     ``CheckpointError``, ``RunPathError``, ``RunLocked``, ``EvaluationError``, ``TrainingDiverged``).
     """
-    from mmlatent.recipe import RecipeError
-    from mmlatent.stopping import TrainingStopped
-
     if isinstance(error, TrainingStopped):
         return (f"stopped by {error.signal_name}" + (f": {error.where}" if error.where else ""), error.exit_code)
     if isinstance(error, KeyboardInterrupt):
         return "interrupted", 130
-    if isinstance(error, RecipeError):
-        return error.render(), 2
     code = getattr(type(error), "exit_code", None)
-    if isinstance(code, int):
-        return f"error: {error}", code
+    if isinstance(code, int):  # a RecipeError renders its own lines
+        return (error.render() if hasattr(error, "render") else f"error: {error}"), code
     if isinstance(error, OSError):
         return f"error: {describe_os_error(error)}", 2
     return None
@@ -82,8 +79,6 @@ def run_command(main: Callable[[], int], debug: bool = False, quiet: bool = Fals
     SIGINT and SIGTERM end the command with ``128 + signal`` and a message (a training loop
     first saves a checkpoint: :mod:`mmlatent.stopping`).
     """
-    from mmlatent.stopping import StopSignals
-
     debug = debug or debug_enabled()
     try:
         with StopSignals(announce=not quiet):  # SIGTERM too ends with a message (training defers it)

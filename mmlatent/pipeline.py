@@ -21,13 +21,29 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mmlatent.build import (
+    build_dataset,
+    build_layout,
+    build_modalities,
+    build_score_net,
+    build_sde,
+    default_plan,
+)
 from mmlatent.checkpoint import CheckpointError, load_json, load_tensors
 from mmlatent.data import ModalityBatches, collate_items
+from mmlatent.diffusion import (
+    SamplingPlan,
+    check_sampler_options,
+    generate_latents,
+    resolve_plan,
+)
 from mmlatent.errors import UserError
 from mmlatent.latents import LatentStats
+from mmlatent.manifest import verify_files
 from mmlatent.modality import Autoencoder, Modality
 from mmlatent.recipe import RecipeError, load_recipe
 from mmlatent.rundir import RunDir
+from mmlatent.students import STUDENT_PREFIX, student_sampler
 
 __all__ = ["MAX_CLI_SAMPLES", "MLDPipeline", "sample_command"]
 
@@ -41,8 +57,6 @@ class MLDPipeline:
     def __init__(self, recipe, modalities: dict[str, Modality], autoencoders: dict[str, Autoencoder],
                  stats: LatentStats, score_net: torch.nn.Module, run_dir: Path | None = None,
                  device: str | torch.device = "cpu") -> None:
-        from mmlatent.diffusion import VPSDE, LatentLayout
-
         self.recipe = recipe
         self.names = list(recipe.modalities)
         self.modalities = modalities
@@ -51,9 +65,11 @@ class MLDPipeline:
         self.score_net = score_net
         self.run_dir = run_dir
         self.device = torch.device(device)
-        self.sde = VPSDE(**recipe.diffusion.sde.model_dump())
-        self.layout = LatentLayout([recipe.modalities[n].latent_dim for n in self.names], self.names)
+        self.sde = build_sde(recipe)
+        self.layout = build_layout(recipe)
+        self.default_plan = default_plan(recipe)
         self.last_nfe: int | None = None
+        self.last_plan: SamplingPlan | None = None
 
     # ------------------------------------------------------------------------------------ load
     @classmethod
@@ -63,9 +79,6 @@ class MLDPipeline:
         Every file is checked against the run's manifest first: a changed or truncated file
         raises :class:`mmlatent.manifest.ManifestMismatch` (a ``CheckpointError``) naming it.
         """
-        from mmlatent.manifest import verify_files
-        from mmlatent.train import build_modalities
-
         run = RunDir(run_dir)
         if not run.root.is_dir():
             raise FileNotFoundError(f"no run directory at {run.root}")
@@ -88,12 +101,7 @@ class MLDPipeline:
             _load_into(autoencoder, run.autoencoder(name), f"{name} autoencoder")
             autoencoders[name] = autoencoder.eval().to(device)
         stats = LatentStats.load(run.latent_stats)
-        from mmlatent.diffusion import ScoreNet
-
-        cfg = recipe.diffusion.score_net
-        dims = [recipe.modalities[n].latent_dim for n in recipe.modalities]
-        score_net = ScoreNet(latent_dim=sum(dims), num_modalities=len(dims), width=cfg.width,
-                             blocks=cfg.blocks, time_embed=cfg.time_embed)
+        score_net = build_score_net(recipe)
         _load_into(score_net, run.score_net, "score network")
         score_net.eval().to(device)
         for module in [score_net, *autoencoders.values()]:
@@ -103,8 +111,6 @@ class MLDPipeline:
     # ------------------------------------------------------------------------------------ data
     def dataset(self, split: str):
         """The recipe's dataset split (raw item dicts)."""
-        from mmlatent.train import build_dataset
-
         return build_dataset(self.recipe, split)
 
     def collate(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Tensor]:
@@ -160,11 +166,30 @@ class MLDPipeline:
         return out
 
     # -------------------------------------------------------------------------------- generate
+    def plan(self, sampler: str | None = None, steps: int | None = None,
+             guidance: Mapping[str, float] | None = None, recipe_defaults: bool = True,
+             **options: Any) -> SamplingPlan:
+        """The checked :class:`SamplingPlan` of these settings and the recipe's ``sampling`` section
+        (:func:`~mmlatent.diffusion.plan.resolve_plan`: the recipe's settings belong to its sampler)."""
+        if guidance is not None and not isinstance(guidance, Mapping):
+            raise ValueError(f"guidance must map modality names to weights, got {guidance!r}")
+        name = sampler or self.default_plan.sampler
+        if not name.startswith(STUDENT_PREFIX):
+            check_sampler_options(name, options)  # the recipe's own options were checked with the recipe
+        plan = resolve_plan(self.default_plan, sampler, steps, options, guidance, use_defaults=recipe_defaults)
+        for name, weight in plan.guidance.items():
+            if name not in self.modalities:
+                raise ValueError(f"guidance for unknown modality {name!r} (modalities: {', '.join(self.names)})")
+            if not isinstance(weight, numbers.Real) or isinstance(weight, bool) or not math.isfinite(weight):
+                raise ValueError(f"guidance weight of modality {name!r}: expected a finite number, got {weight!r}")
+        return plan
+
     @torch.no_grad()
     def generate(self, n: int | None = None, given: Mapping[str, Tensor] | None = None,
                  sampler: str | None = None, steps: int | None = None, seed: int = 0,
                  guidance: Mapping[str, float] | None = None, batch_size: int = 2048,
-                 progress: bool = False, recipe_defaults: bool = True, **options: Any) -> dict[str, Tensor]:
+                 progress: bool = False, recipe_defaults: bool = True, plan: SamplingPlan | None = None,
+                 **options: Any) -> dict[str, Tensor]:
         """Generate every modality not in ``given``; returns ``{name: data-space batch}`` for all.
 
         ``given`` maps modality names to data-space batches ``(N, *item_shape)``, checked and
@@ -177,17 +202,14 @@ class MLDPipeline:
         only the arguments of the call count). ``**options`` are sampler options (``eta``,
         ``grid``, ``combine_guidance``, ``joint_guidance``, ...: ``sampler_options(sampler)``).
         ``sampler="student:<name>"`` runs the few-step student ``RUN/students/<name>`` made by
-        ``mmlatent distill`` on its own grid. Sets ``self.last_nfe``.
+        ``mmlatent distill`` on its own grid. ``plan``: a :class:`SamplingPlan` from :meth:`plan`
+        instead of the sampler settings. Sets ``self.last_nfe`` and ``self.last_plan``.
         """
-        from mmlatent.diffusion import generate_latents
-
         for what, value in (("n", n), ("steps", steps), ("batch_size", batch_size)):
             if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{what} must be a positive integer, got {value!r}")
         if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
             raise ValueError(f"seed must be an integer, got {seed!r}")
-        if guidance is not None and not isinstance(guidance, Mapping):
-            raise ValueError(f"guidance must map modality names to weights, got {guidance!r}")
         given = self.check_inputs({} if given is None else given)
         if given:
             count = next(iter(given.values())).shape[0]
@@ -198,33 +220,21 @@ class MLDPipeline:
                 raise ValueError("every modality is given: nothing to generate")
         if n is None or n <= 0:
             raise ValueError("n must be a positive number of samples")
-        cfg = self.recipe.sampling
-        sampler = sampler or cfg.sampler
-        # the recipe's settings belong to the recipe's sampler (ddim's eta means nothing to repaint)
-        own = recipe_defaults and sampler == cfg.sampler
-        if steps is None and own:
-            steps = cfg.steps
-        sampler_options = {**(cfg.options if own else {}), **options}
-        weights = (dict(cfg.guidance) if own else {}) | dict(guidance or {})
-        for name, weight in weights.items():
-            if name not in self.modalities:
-                raise ValueError(f"guidance for unknown modality {name!r} (modalities: {', '.join(self.names)})")
-            if not isinstance(weight, numbers.Real) or isinstance(weight, bool) or not math.isfinite(weight):
-                raise ValueError(f"guidance weight of modality {name!r}: expected a finite number, got {weight!r}")
-        if weights:
+        if plan is None:
+            plan = self.plan(sampler, steps, guidance, recipe_defaults, **options)
+        elif sampler is not None or steps is not None or guidance or options or not recipe_defaults:
+            raise ValueError("give either a plan or sampler settings (sampler, steps, guidance, options), not both")
+        sampler_options = dict(plan.options)
+        if plan.guidance:
             # weights of modalities that are not given are inactive (MaskedEpsModel)
-            sampler_options["guidance"] = {self.names.index(k): float(w) for k, w in weights.items() if w}
-        if cfg.denoise_final and own:
-            sampler_options.setdefault("denoise_final", True)
-        run_sampler = partial(generate_latents, self.score_net)
-        if not sampler.startswith("student:"):
-            from mmlatent.diffusion.sampling import check_sampler_options
-
-            check_sampler_options(sampler, {k: v for k, v in sampler_options.items() if k != "guidance"})
-        else:  # a distilled few-step student, RUN/students/<name> (mmlatent.distill)
-            from mmlatent.distill import student_sampler
-
-            run_sampler, steps = student_sampler(self, sampler, steps)
+            sampler_options["guidance"] = {self.names.index(k): float(w) for k, w in plan.guidance.items() if w}
+        if plan.denoise_final:
+            sampler_options["denoise_final"] = True
+        steps = plan.steps
+        if plan.sampler.startswith(STUDENT_PREFIX):  # a distilled few-step student, RUN/students/<name>
+            run_sampler, steps = student_sampler(self, plan.sampler, steps)
+        else:
+            run_sampler = partial(generate_latents, self.score_net)
         known_latents = self._encode(given) if given else {}
         mask = torch.tensor([name in given for name in self.names], device=self.device)
         generator = torch.Generator(device=self.device).manual_seed(int(seed))
@@ -238,10 +248,11 @@ class MLDPipeline:
                     if name in given:
                         known[:, self.layout.slices[i]] = known_latents[name][start:stop]
             result = run_sampler(self.sde, self.layout, stop - start, known=known,
-                                 given=mask if given else None, sampler=sampler, steps=steps,
+                                 given=mask if given else None, sampler=plan.sampler, steps=steps,
                                  generator=generator, progress=progress, **sampler_options)
             chunks.append(result.latents)
             self.last_nfe = int(result.nfe)
+        self.last_plan = plan
         latents = torch.cat(chunks)
         wanted = {name: latents[:, self.layout.slices[i]] for i, name in enumerate(self.names) if name not in given}
         decoded = self.decode(wanted)
@@ -267,29 +278,12 @@ def _load_into(module: torch.nn.Module, path: Path, what: str) -> None:
                               f"{str(error).splitlines()[0]}") from None
 
 
-def _number(text: str, what: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{what}={text}: the weight must be a number") from None
-
-
-def parse_sampler_options(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """``[("eta", "0.5"), ("grid", "logsnr")]`` (from ``--option KEY=VALUE``) to
-    ``{"eta": 0.5, "grid": "logsnr"}``: each value is read as YAML (numbers, booleans, null)."""
-    import yaml
-
-    options = {}
-    for key, text in pairs:
-        try:
-            options[key] = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise ValueError(f"--option {key}={text}: not a YAML value ({error})") from None
-    return options
-
-
 def sample_command(args) -> int:
-    """``mmlatent sample RUN [--n N] [--given NAME=FILE ...] [--sampler S] [--steps K] --out DIR``."""
+    """``mmlatent sample RUN [--n N] [--given NAME=FILE ...] [--sampler S] [--steps K] --out DIR``.
+
+    ``args`` as :func:`mmlatent.cli.build_parser` makes it, with ``--guidance`` and ``--option``
+    already parsed (``args.guidance``: ``{name: weight}``, ``args.options``: ``{key: value}``).
+    """
     try:
         if not args.given and not 0 < args.n <= MAX_CLI_SAMPLES:
             raise ValueError(f"--n {args.n}: give 1 to {MAX_CLI_SAMPLES} samples (for more, call "
@@ -305,16 +299,14 @@ def sample_command(args) -> int:
             if len(given[name]) > MAX_CLI_SAMPLES:
                 raise ValueError(f"--given {name}={path} holds {len(given[name])} items; at most "
                                  f"{MAX_CLI_SAMPLES} from the command line")
-        guidance = {name: _number(value, f"--guidance {name}") for name, value in getattr(args, "guidance", [])}
         outputs = pipe.generate(n=None if given else args.n, given=given, sampler=args.sampler,
-                                steps=args.steps, seed=args.seed, guidance=guidance or None, progress=True,
-                                recipe_defaults=getattr(args, "recipe_defaults", True),
-                                **parse_sampler_options(getattr(args, "option", [])))
+                                steps=args.steps, seed=args.seed, guidance=args.guidance or None, progress=True,
+                                recipe_defaults=args.recipe_defaults, **args.options)
         written = pipe.render(outputs, args.out)
     except (ValueError, FileNotFoundError, KeyError) as error:  # a mistake in the arguments or files
         raise UserError(str(error)) from error
-    sampler = args.sampler or pipe.recipe.sampling.sampler
-    print(f"{len(next(iter(outputs.values())))} samples with {sampler} ({pipe.last_nfe} NFE per sample):")
+    print(f"{len(next(iter(outputs.values())))} samples with {pipe.last_plan.sampler} "
+          f"({pipe.last_nfe} NFE per sample):")
     for path in written:
         print(f"  {path}")
     return 0

@@ -42,8 +42,9 @@ from typing import Any, NamedTuple
 import pluggy
 from pydantic import BaseModel
 
-from mmlatent import hookspecs
+from mmlatent import builtin, hookspecs
 from mmlatent.modality import DatasetSpec, Modality, ModalitySpec
+from mmlatent.version import __version__
 
 __all__ = [
     "BUILTIN_DISTRIBUTION",
@@ -400,9 +401,6 @@ def load_registry(
     ``MMLATENT_STRICT_PLUGINS``); ``entry_points`` replaces the installed ``mmlatent`` entry
     points (for tests). No cache: see :func:`get_registry`.
     """
-    from mmlatent import __version__
-    from mmlatent import builtin
-
     wanted = _env_load_list() if only is None else {normalize_distribution_name(n) for n in only}
     strict = _env_strict() if strict is None else bool(strict)
     loader = _Loader(strict)

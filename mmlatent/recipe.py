@@ -23,7 +23,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mmlatent.diffusion.sampling import check_sampler_options
+from mmlatent.plugins import PluginLookupError, get_registry
 
 __all__ = [
     "AutoencoderTrain",
@@ -212,8 +222,6 @@ class SamplingConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_sampler(self) -> SamplingConfig:
-        from mmlatent.diffusion.sampling import check_sampler_options
-
         if not self.sampler.startswith("student:"):  # a distilled student of the run (mmlatent distill)
             check_sampler_options(self.sampler, self.options)
         return self
@@ -267,6 +275,8 @@ class Recipe(_Strict):
 # --------------------------------------------------------------------------------------- errors
 class RecipeError(Exception):
     """All problems found in one recipe; ``render()`` gives the user-facing text."""
+
+    exit_code = 2  # mmlatent.errors: the rendered lines, no traceback
 
     def __init__(self, source: str, errors: Sequence[tuple[str, str]]) -> None:
         self.source = source
@@ -449,8 +459,6 @@ def _semantic_errors(recipe: Recipe) -> list[tuple[str, str]]:
 
 def _plugin_errors(recipe: Recipe) -> list[tuple[str, str]]:
     """Validate kinds, datasets and their options against the installed plugins (in place)."""
-    from mmlatent.plugins import PluginLookupError, get_registry
-
     registry = get_registry()
     errors: list[tuple[str, str]] = []
     for name, modality in recipe.modalities.items():

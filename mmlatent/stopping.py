@@ -13,8 +13,8 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 __all__ = ["StopSignals", "TrainingStopped"]
 

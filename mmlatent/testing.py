@@ -46,16 +46,18 @@ import numbers
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import torch
 from pydantic import ValidationError
 
+from mmlatent.build import build_dataset, build_modalities, build_score_net
+from mmlatent.latents import LatentStats
 from mmlatent.modality import Autoencoder, DatasetSpec, Modality, ModalitySpec
-
-if TYPE_CHECKING:
-    from mmlatent.pipeline import MLDPipeline
+from mmlatent.pipeline import MLDPipeline
+from mmlatent.plugins import get_registry, plugins_command
+from mmlatent.recipe import parse_recipe
 
 __all__ = ["DatasetContract", "ModalityContract", "untrained_pipeline"]
 
@@ -64,8 +66,6 @@ _UNKNOWN_KEY = "no_such_option_for_the_contract_test"
 
 def _listed(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     """What ``mmlatent plugins --json`` prints (run in-process, same code path as the CLI)."""
-    from mmlatent.plugins import plugins_command
-
     capsys.readouterr()
     assert plugins_command(as_json=True) == 0
     return json.loads(capsys.readouterr().out)
@@ -79,12 +79,6 @@ def untrained_pipeline(recipe: Mapping[str, Any], fit_items: int = 64, seed: int
     fitted on the first ``fit_items`` items of the dataset's train split; the latent statistics
     are zero mean and unit std; the networks are in eval mode without gradients.
     """
-    from mmlatent.diffusion import ScoreNet
-    from mmlatent.latents import LatentStats
-    from mmlatent.pipeline import MLDPipeline
-    from mmlatent.recipe import parse_recipe
-    from mmlatent.train import build_dataset, build_modalities
-
     parsed = parse_recipe(dict(recipe))
     modalities = build_modalities(parsed)
     if any(modality.needs_fit for modality in modalities.values()):
@@ -97,9 +91,7 @@ def untrained_pipeline(recipe: Mapping[str, Any], fit_items: int = 64, seed: int
     autoencoders = {name: modality.build_autoencoder().eval() for name, modality in modalities.items()}
     dims = {name: cfg.latent_dim for name, cfg in parsed.modalities.items()}
     stats = LatentStats({n: torch.zeros(d) for n, d in dims.items()}, {n: torch.ones(d) for n, d in dims.items()})
-    cfg = parsed.diffusion.score_net
-    score_net = ScoreNet(latent_dim=sum(dims.values()), num_modalities=len(dims), width=cfg.width,
-                         blocks=cfg.blocks, time_embed=cfg.time_embed).eval()
+    score_net = build_score_net(parsed).eval()
     for module in [score_net, *autoencoders.values()]:
         module.requires_grad_(False)
     return MLDPipeline(parsed, modalities, autoencoders, stats, score_net)
@@ -126,8 +118,6 @@ class ModalityContract:
 
     # ------------------------------------------------------------------------------- helpers
     def spec(self) -> ModalitySpec:
-        from mmlatent.plugins import get_registry
-
         return get_registry().modality(self.kind)
 
     def make_modality(self, fit: bool = True) -> Modality:
@@ -150,8 +140,6 @@ class ModalityContract:
 
     # --------------------------------------------------------------------------------- tests
     def test_kind_is_registered(self) -> None:
-        from mmlatent.plugins import get_registry
-
         registry = get_registry()
         spec = registry.modality(self.kind)
         assert spec.kind == self.kind
@@ -298,14 +286,10 @@ class DatasetContract:
 
     # ------------------------------------------------------------------------------- helpers
     def spec(self) -> DatasetSpec:
-        from mmlatent.plugins import get_registry
-
         return get_registry().dataset(self.name)
 
     # --------------------------------------------------------------------------------- tests
     def test_dataset_is_registered(self) -> None:
-        from mmlatent.plugins import get_registry
-
         registry = get_registry()
         assert registry.dataset(self.name).name == self.name
         info = registry.plugin(registry.provider_of_dataset(self.name).name)

@@ -23,11 +23,13 @@ trained anything removes the directory it created.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
 import shlex
 import shutil
+import signal
 import sys
 import time
 import zlib
@@ -36,22 +38,38 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from mmlatent.build import (
+    build_dataset,
+    build_layout,
+    build_modalities,
+    build_score_net,
+    build_sde,
+    dataset_splits,
+    plugin_versions,
+)
 from mmlatent.checkpoint import (
+    CheckpointError,
+    atomic_write_text,
     load_json,
+    load_tensors,
     load_training_checkpoint,
     save_json,
     save_tensors,
     save_training_checkpoint,
 )
 from mmlatent.data import ModalityBatches, batch_indices, collate_items
+from mmlatent.diffusion import EMA, masked_multitime_loss
 from mmlatent.errors import UserError, run_command
+from mmlatent.evaluation.command import evaluate_run
+from mmlatent.evaluation.fid import load_inception
 from mmlatent.history import TrainingHistory
 from mmlatent.latents import LatentStats, encode_dataset, load_latents, save_latents
 from mmlatent.manifest import record_files, start_manifest, verify_files
-from mmlatent.modality import Modality
+from mmlatent.pipeline import MLDPipeline
 from mmlatent.recipe import Recipe, RecipeError, load_recipe
 from mmlatent.rundir import RunDir, check_run_path, clear_run_directory
 from mmlatent.runlock import RunLock
@@ -89,43 +107,6 @@ class _StepBatches(Sampler[list[int]]):
             yield batch_indices(step, n, global_batch, seed, rank, world).tolist()
 
 
-def build_modalities(recipe: Recipe) -> dict[str, Modality]:
-    """Instantiate every modality of the recipe through the plugin registry (recipe order)."""
-    from mmlatent.plugins import get_registry
-
-    registry = get_registry()
-    return {name: registry.modality(cfg.kind).build(name, cfg.options, cfg.latent_dim)
-            for name, cfg in recipe.modalities.items()}
-
-
-def build_dataset(recipe: Recipe, split: str):
-    """The recipe's dataset for ``split`` (raw item dicts)."""
-    from mmlatent.plugins import get_registry
-
-    spec = get_registry().dataset(recipe.data.dataset)
-    if split not in spec.splits:
-        raise ValueError(f"dataset {spec.name!r} has no split {split!r} (splits: {', '.join(spec.splits)})")
-    return spec.build(spec.validate_options(recipe.data.options), split)
-
-
-def plugin_versions(recipe: Recipe) -> dict[str, Any]:
-    """Which distribution (name, version) provides each kind and the dataset of the recipe."""
-    from mmlatent.plugins import get_registry
-
-    registry = get_registry()
-    providers: dict[str, Any] = {"modalities": {}, "dataset": None}
-    for name, cfg in recipe.modalities.items():
-        plugin = registry.provider_of_modality(cfg.kind)
-        providers["modalities"][name] = {"kind": cfg.kind, "plugin": plugin.name, "version": plugin.version}
-    plugin = registry.provider_of_dataset(recipe.data.dataset)
-    providers["dataset"] = {"name": recipe.data.dataset, "plugin": plugin.name, "version": plugin.version}
-    import mmlatent
-
-    providers["mmlatent"] = mmlatent.__version__
-    providers["torch"] = torch.__version__
-    return providers
-
-
 class Trainer:
     """Runs the stages of one recipe into one run directory."""
 
@@ -135,8 +116,6 @@ class Trainer:
         """``stop``: the installed signal handlers (a stop is then a checkpoint at the next step
         boundary); ``datasets``: already loaded splits by name (the command loads them before
         it creates the run directory)."""
-        from accelerate import Accelerator
-
         self.stop = stop or StopSignals()
         self.datasets = dict(datasets or {})
         self.recipe = recipe
@@ -193,8 +172,6 @@ class Trainer:
         return flag
 
     def _stop_signal(self) -> int:
-        import signal
-
         return self.stop.requested or signal.SIGTERM
 
     def _setup_logging(self) -> None:
@@ -219,8 +196,6 @@ class Trainer:
                         "", "the recipe differs from the one this run was started with; "
                             "resume with the same recipe and --set overrides, or start a new run")])
             else:
-                from mmlatent.checkpoint import atomic_write_text
-
                 start_manifest(self.run.root)
                 atomic_write_text(self.run.recipe, resolved)
                 record_files(self.run.root, [self.run.recipe])
@@ -231,8 +206,6 @@ class Trainer:
             state = load_json(self.run.state, "run state")
             completed = state.get("completed") if isinstance(state, dict) else None
             if not isinstance(completed, list) or not all(isinstance(step, str) for step in completed):
-                from mmlatent.checkpoint import CheckpointError
-
                 raise CheckpointError(f"corrupt run state: {self.run.state} (expected {{\"completed\": [...]}})")
             self.done = list(completed)
             if self.is_main:
@@ -350,16 +323,12 @@ class Trainer:
         if "latents" in self.done:
             return
         if self.is_main:
-            from mmlatent.checkpoint import load_tensors
-            from mmlatent.plugins import get_registry
-
             autoencoders = {}
             for name, modality in self.modalities.items():
                 autoencoder = modality.build_autoencoder()
                 autoencoder.load_state_dict(load_tensors(self.run.autoencoder(name), f"{name} autoencoder"))
                 autoencoders[name] = autoencoder.eval().to(self.accelerator.device)
-            spec = get_registry().dataset(self.recipe.data.dataset)
-            for split in spec.splits:
+            for split in dataset_splits(self.recipe):
                 dataset = self._dataset(split)
                 latents = encode_dataset(dataset, self.modalities, self.fields, autoencoders,
                                          batch_size=max(256, self.recipe.data.batch_size),
@@ -372,17 +341,7 @@ class Trainer:
         self._mark_done("latents", self._outputs_of("latents"))
 
     # ---------------------------------------------------------------------------------- stage 2
-    def build_score_net(self):
-        from mmlatent.diffusion import ScoreNet
-
-        cfg = self.recipe.diffusion.score_net
-        dims = [self.recipe.modalities[n].latent_dim for n in self.names]
-        return ScoreNet(latent_dim=sum(dims), num_modalities=len(dims), width=cfg.width,
-                        blocks=cfg.blocks, time_embed=cfg.time_embed)
-
     def _train_score_net(self) -> None:
-        from mmlatent.diffusion import EMA, VPSDE, LatentLayout, masked_multitime_loss
-
         stage = "score_net"
         if stage in self.done:
             return
@@ -390,10 +349,10 @@ class Trainer:
         stats = LatentStats.load(self.run.latent_stats)
         cached = load_latents(self.run.latents("train"))
         z = stats.concat(cached, self.names).to(self.accelerator.device)
-        layout = LatentLayout([self.recipe.modalities[n].latent_dim for n in self.names], self.names)
-        sde = VPSDE(**self.recipe.diffusion.sde.model_dump())
+        layout = build_layout(self.recipe)
+        sde = build_sde(self.recipe)
         torch.manual_seed(stage_seed(self.recipe.seed, stage))
-        net = self.build_score_net()
+        net = build_score_net(self.recipe)
         ema = EMA(net, decay=cfg.ema)
         optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         n = z.shape[0]
@@ -433,8 +392,6 @@ class Trainer:
         if self.is_main:
             config = {"latent_dim": layout.total_dim, "num_modalities": layout.num_modalities,
                       **self.recipe.diffusion.score_net.model_dump()}
-            import json
-
             save_tensors(self.run.score_net, ema.module.state_dict(), {"config": json.dumps(config)})
             log.info("stage 2: %d steps", total)
         self._mark_done(stage, [self.run.score_net])
@@ -446,8 +403,6 @@ class Trainer:
             return 0
         state = load_training_checkpoint(path, modules, optimizers)
         if not isinstance(state.get("step"), int) or state["step"] < 0:
-            from mmlatent.checkpoint import CheckpointError
-
             raise CheckpointError(f"corrupt checkpoint: {path} (no step in its state)")
         self.history.truncate(stage, state["step"])  # the record at the checkpoint's step is kept
         if self.is_main:
@@ -495,8 +450,6 @@ class Trainer:
     # ------------------------------------------------------------------------------------ finish
     def _finish(self) -> dict[str, Any]:
         """Sample grids, then the evaluation and report when the dataset has labels (main process)."""
-        from mmlatent.pipeline import MLDPipeline
-
         summary: dict[str, Any] = {}
         self.history.plot(self.run.curves)  # complete even when a kill came between state and plots
         pipe = MLDPipeline.load(self.run.root, device=self.accelerator.device)
@@ -508,8 +461,6 @@ class Trainer:
             save_json(self.run.state, {"completed": self.done})
         cached = load_latents(self.run.latents("test")) if self.run.latents("test").is_file() else {}
         if self.evaluate and "label" in cached and "evaluation" not in self.done:
-            from mmlatent.evaluation.command import evaluate_run
-
             summary["metrics"] = evaluate_run(self.run.root, limit=self.recipe.evaluation.limit,
                                               seed=self.recipe.seed)
             self.done.append("evaluation")
@@ -540,11 +491,8 @@ def load_datasets(recipe: Recipe) -> dict[str, Any]:
     Missing or unreadable data is a :class:`UserError` naming the dataset and the split (the
     plugin's own message says which file or folder).
     """
-    from mmlatent.plugins import get_registry
-
-    spec = get_registry().dataset(recipe.data.dataset)
     datasets = {}
-    for split in spec.splits:
+    for split in dataset_splits(recipe):
         try:
             datasets[split] = build_dataset(recipe, split)
         except (OSError, ValueError, ImportError, KeyError) as error:
@@ -561,8 +509,6 @@ def check_evaluation_files(recipe: Recipe) -> None:
     if not section.enabled:
         return
     if section.inception_weights is not None:
-        from mmlatent.evaluation.fid import load_inception
-
         load_inception(section.inception_weights)  # EvaluationError names the file
     if section.clip_model is not None:
         path = Path(section.clip_model).expanduser()
@@ -614,8 +560,6 @@ def train_command(args: argparse.Namespace) -> int:
     datasets = load_datasets(recipe)
     if not args.no_eval:
         check_evaluation_files(recipe)
-    from accelerate import Accelerator
-
     # Without CUDA, Accelerate only detects a torchrun/accelerate multi-process launch when told
     # to run on the CPU (then it uses gloo); with one process this changes nothing.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())

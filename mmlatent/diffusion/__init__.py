@@ -6,13 +6,20 @@ See shared/DESIGN.md section 2 for the method and docs/architecture.md for the i
 from .ema import EMA
 from .gaussian import GaussianLatents
 from .loss import MultitimeLossTerms, masked_multitime_loss, masked_multitime_loss_terms
-from .masking import LatentLayout, given_mask_probability, multitime_vector, sample_given_mask
+from .masking import (
+    LatentLayout,
+    given_mask_probability,
+    multitime_vector,
+    sample_given_mask,
+)
+from .plan import SamplingPlan, resolve_plan
 from .sampling import (
     DEFAULT_CLIP_DENOISED,
     SAMPLERS,
     MaskedEpsModel,
-    SampleResult,
     SamplerDefaults,
+    SampleResult,
+    check_sampler_options,
     generate_latents,
     register_sampler,
     sampler_options,
@@ -31,6 +38,8 @@ __all__ = [
     "SAMPLERS",
     "SampleResult",
     "SamplerDefaults",
+    "SamplingPlan",
+    "check_sampler_options",
     "ScoreNet",
     "VPSDE",
     "append_dims",
@@ -42,6 +51,7 @@ __all__ = [
     "register_sampler",
     "repaint_nfe",
     "repaint_schedule",
+    "resolve_plan",
     "sampler_options",
     "sample_given_mask",
     "time_grid",

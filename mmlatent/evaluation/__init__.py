@@ -14,11 +14,23 @@ Modules (one concept each):
 - :mod:`~mmlatent.evaluation.command`: :func:`evaluate_run` and ``mmlatent evaluate``.
 """
 
-from mmlatent.evaluation.classifiers import ClassifierSettings, classifier_features, load_or_train_classifiers
-from mmlatent.evaluation.coherence import CoherenceEvaluator, EvaluationResult, conditioning_subsets
+from mmlatent.evaluation.classifiers import (
+    ClassifierSettings,
+    classifier_features,
+    load_or_train_classifiers,
+)
+from mmlatent.evaluation.coherence import (
+    CoherenceEvaluator,
+    EvaluationResult,
+    conditioning_subsets,
+)
 from mmlatent.evaluation.command import build_evaluator, evaluate_run
 from mmlatent.evaluation.data import EvaluationError, load_split
-from mmlatent.evaluation.frechet import frechet_distance, frechet_distance_from_features, gaussian_statistics
+from mmlatent.evaluation.frechet import (
+    frechet_distance,
+    frechet_distance_from_features,
+    gaussian_statistics,
+)
 
 __all__ = [
     "ClassifierSettings",

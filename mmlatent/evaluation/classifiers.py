@@ -33,6 +33,8 @@ import torch
 from torch import Tensor, nn
 
 from mmlatent.evaluation.data import EvaluationError
+from mmlatent.manifest import record_files, verify_files
+from mmlatent.model import GenerativeModel
 
 __all__ = [
     "ClassifierSettings",
@@ -217,8 +219,6 @@ def _save(directory: Path, classifier: TrainedClassifier, info: dict[str, Any]) 
     _write_atomic(directory / f"{classifier.name}.json", lambda p: p.write_text(text))
     run_root = directory.parent
     if (run_root / "manifest.json").is_file():  # in a run directory: recorded like every run file
-        from mmlatent.manifest import record_files
-
         record_files(run_root, [directory / f"{classifier.name}.safetensors", directory / f"{classifier.name}.json"])
 
 
@@ -231,8 +231,6 @@ def _try_load(directory: Path, name: str, model: nn.Module, num_classes: int) ->
         return None
     try:
         if (directory.parent / "manifest.json").is_file():
-            from mmlatent.manifest import verify_files
-
             verify_files(directory.parent, [weights, info_path])
         info = json.loads(info_path.read_text())
         if int(info.get("num_classes", -1)) != num_classes:
@@ -258,7 +256,7 @@ def _read_info(directory: Path | None, name: str) -> dict[str, Any] | None:
 
 
 def load_or_train_classifiers(
-    pipe: Any,
+    pipe: GenerativeModel,
     run_dir: str | Path | None,
     test_data: dict[str, Tensor],
     train_data: dict[str, Tensor] | Callable[[], dict[str, Tensor]],

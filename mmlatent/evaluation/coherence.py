@@ -40,12 +40,19 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
+from mmlatent.diffusion.plan import SamplingPlan
 from mmlatent.evaluation.classifiers import TrainedClassifier
 from mmlatent.evaluation.data import EvaluationError, num_items, subset
 from mmlatent.evaluation.fid import image_features as inception_features
 from mmlatent.evaluation.fid import is_image_batch
-from mmlatent.evaluation.frechet import GaussianStatistics, frechet_distance_from_features, gaussian_statistics
+from mmlatent.evaluation.frechet import (
+    GaussianStatistics,
+    frechet_distance_from_features,
+    gaussian_statistics,
+)
+from mmlatent.model import GenerativeModel
 
 __all__ = [
     "MAX_ALL_SUBSETS",
@@ -120,6 +127,8 @@ class EvaluationResult:
     timings: dict[str, float]
     #: first ``keep_samples`` outputs per condition label ("joint", "gray", "a+b"): {name: batch}
     samples: dict[str, dict[str, Tensor]] = field(default_factory=dict)
+    #: the sampling plan every condition was generated with
+    plan: SamplingPlan | None = None
 
 
 class CoherenceEvaluator:
@@ -129,8 +138,8 @@ class CoherenceEvaluator:
     step count and seed.
 
     Args:
-        pipe: an object with the documented pipeline API (``names``, ``modalities``,
-            ``generate(n=, given=, sampler=, steps=, seed=, guidance=)``, ``last_nfe``).
+        pipe: the model (:class:`~mmlatent.model.GenerativeModel`: ``names``, ``modalities``,
+            ``plan(...)``, ``generate(n=, given=, seed=, plan=)``, ``last_nfe``).
         classifiers: ``{name: TrainedClassifier}`` (modalities without one are never targets).
         test_data: the collated test split ``{name: (N, ...), "label": (N,)}``; real statistics
             use all of it.
@@ -141,7 +150,7 @@ class CoherenceEvaluator:
 
     def __init__(
         self,
-        pipe: Any,
+        pipe: GenerativeModel,
         classifiers: dict[str, TrainedClassifier],
         test_data: dict[str, Tensor],
         *,
@@ -213,8 +222,7 @@ class CoherenceEvaluator:
         return bool(values) and isinstance(values[0], str)
 
     def _generate(
-        self, given: tuple[str, ...], condition_index: int, sampler: str | None, steps: int | None,
-        seed: int, guidance: dict[str, float] | None, options: dict[str, Any], bar: Any,
+        self, given: tuple[str, ...], condition_index: int, plan: SamplingPlan, seed: int, bar: Any,
     ) -> tuple[dict[str, Tensor], list[int]]:
         """Generate one sample per evaluated item (conditioned on its ``given`` modalities)."""
         total = num_items(self.items)
@@ -222,14 +230,10 @@ class CoherenceEvaluator:
         nfes: list[int] = []
         for batch_index, start in enumerate(range(0, total, self.batch_size)):
             stop = min(start + self.batch_size, total)
-            kwargs: dict[str, Any] = dict(
-                n=stop - start, sampler=sampler, steps=steps, seed=batch_seed(seed, condition_index, batch_index)
-            )
+            kwargs: dict[str, Any] = dict(n=stop - start, seed=batch_seed(seed, condition_index, batch_index), plan=plan)
             if given:
                 kwargs["given"] = {name: self.items[name][start:stop] for name in given}
-            if guidance:
-                kwargs["guidance"] = guidance
-            outputs = self.pipe.generate(**kwargs, **options)
+            outputs = self.pipe.generate(**kwargs)
             missing = [name for name in self.names if name not in outputs]
             if missing:
                 raise EvaluationError(f"pipe.generate returned no output for {', '.join(missing)}")
@@ -280,12 +284,15 @@ class CoherenceEvaluator:
         seed: int = 0,
         guidance: dict[str, float] | None = None,
         options: dict[str, Any] | None = None,
+        recipe_defaults: bool = True,
+        plan: SamplingPlan | None = None,
     ) -> EvaluationResult:
-        """Evaluate joint generation and every condition once with this sampler, steps and seed.
+        """Evaluate joint generation and every condition once with one sampling plan and seed.
 
-        ``options``: sampler options passed to ``pipe.generate`` (e.g. ``{"eta": 1.0}``)."""
-        from tqdm.auto import tqdm
-
+        The plan is ``plan``, or ``pipe.plan(sampler, steps, guidance, recipe_defaults, **options)``
+        (``options``: sampler options, e.g. ``{"eta": 1.0}``); ``result.plan`` records it."""
+        if plan is None:
+            plan = self.pipe.plan(sampler, steps, guidance, recipe_defaults, **dict(options or {}))
         labels = self.items["label"]
         total = num_items(self.items)
         coherence: dict[str, float] = {}
@@ -298,7 +305,7 @@ class CoherenceEvaluator:
         metrics = 0.0
         bar = tqdm(
             total=total * (1 + len(self.subsets)),
-            desc=f"evaluate {sampler or 'default'}" + (f"/{steps}" if steps else ""),
+            desc=f"evaluate {plan.sampler}" + (f"/{plan.steps}" if plan.steps else ""),
             unit="sample",
             disable=None if self.progress else True,  # None: only on a terminal
             leave=False,
@@ -306,9 +313,7 @@ class CoherenceEvaluator:
         try:
             for condition_index, given in enumerate([(), *self.subsets]):
                 started = time.perf_counter()
-                outputs, condition_nfes = self._generate(
-                    given, condition_index, sampler, steps, seed, guidance, dict(options or {}), bar
-                )
+                outputs, condition_nfes = self._generate(given, condition_index, plan, seed, bar)
                 nfes.extend(condition_nfes)
                 generation += time.perf_counter() - started
                 started = time.perf_counter()
@@ -343,4 +348,5 @@ class CoherenceEvaluator:
             num_items=total,
             timings=timings,
             samples=samples,
+            plan=plan,
         )

@@ -29,9 +29,24 @@ from pathlib import Path
 from typing import Any
 
 from mmlatent.checkpoint import save_json
-from mmlatent.evaluation.classifiers import ClassifierSettings, load_or_train_classifiers
-from mmlatent.evaluation.coherence import MAX_ALL_SUBSETS, CoherenceEvaluator, EvaluationResult
+from mmlatent.diffusion.plan import SamplingPlan
+from mmlatent.errors import UserError
+from mmlatent.evaluation.classifiers import (
+    ClassifierSettings,
+    load_or_train_classifiers,
+)
+from mmlatent.evaluation.coherence import (
+    MAX_ALL_SUBSETS,
+    CoherenceEvaluator,
+    EvaluationResult,
+)
 from mmlatent.evaluation.data import EvaluationError, load_split
+from mmlatent.evaluation.fid import load_inception
+from mmlatent.evaluation.report import write_report
+from mmlatent.model import GenerativeModel
+from mmlatent.pipeline import MLDPipeline
+from mmlatent.rundir import is_run_directory
+from mmlatent.runlock import RunLock
 
 __all__ = [
     "build_evaluator",
@@ -43,7 +58,7 @@ __all__ = [
 ]
 
 
-def _recipe_evaluation(pipe: Any) -> Any:
+def _recipe_evaluation(pipe: GenerativeModel) -> Any:
     """The recipe's ``evaluation`` section (or None for pipelines without one)."""
     return getattr(getattr(pipe, "recipe", None), "evaluation", None)
 
@@ -59,7 +74,7 @@ def _resolve_path(value: Any, run_dir: Path | None) -> Path | None:
 
 
 def build_evaluator(
-    pipe: Any,
+    pipe: GenerativeModel,
     run_dir: str | Path | None,
     *,
     limit: int | None = None,
@@ -104,8 +119,6 @@ def build_evaluator(
     extractor = scorer = None
     inception_path = _resolve_path(inception_weights, run_dir)
     if inception_path is not None:
-        from mmlatent.evaluation.fid import load_inception
-
         extractor = load_inception(inception_path, device=getattr(pipe, "device", "cpu"))
     clip_path = _resolve_path(clip_model, run_dir)
     if clip_path is not None:
@@ -133,24 +146,11 @@ def build_evaluator(
     return evaluator, timings
 
 
-def _sampler_record(
-    pipe: Any, sampler: str | None, steps: int | None, options: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The sampler actually used: explicit arguments, else the recipe's ``sampling`` settings
-    (which belong to the recipe's sampler, as in ``MLDPipeline.generate``)."""
-    sampling = getattr(getattr(pipe, "recipe", None), "sampling", None)
-    options = dict(options or {})
-    recipe_defaults = options.pop("recipe_defaults", True)
-    name = sampler or getattr(sampling, "sampler", None)
-    own = recipe_defaults and name == getattr(sampling, "sampler", None)
-    if steps is None and own:
-        steps = getattr(sampling, "steps", None)
-    record = {"name": name, "steps": steps}
-    merged = {**(dict(getattr(sampling, "options", None) or {}) if own else {}), **options}
-    if merged:
-        record["options"] = merged
-    if own and getattr(sampling, "guidance", None):
-        record["recipe_guidance"] = dict(sampling.guidance)
+def _sampler_record(plan: SamplingPlan) -> dict[str, Any]:
+    """``metrics.json["sampler"]``: the name, steps and options of the plan actually used."""
+    record: dict[str, Any] = {"name": plan.sampler, "steps": plan.steps}
+    if plan.options:
+        record["options"] = dict(plan.options)
     return record
 
 
@@ -178,6 +178,7 @@ def metrics_record(
         {
             "nfe": result.nfe,
             "sampler": sampler,
+            "plan": result.plan.record() if result.plan is not None else None,
             "classifier_accuracy": {name: c.accuracy for name, c in evaluator.classifiers.items()},
             "timings": {**timings, **result.timings},
             "seed": seed,
@@ -200,7 +201,7 @@ def evaluate_run(
     guidance: dict[str, float] | None = None,
     write: bool = True,
     *,
-    pipeline: Any = None,
+    pipeline: GenerativeModel | None = None,
     batch_size: int = 256,
     classifier_settings: ClassifierSettings | dict[str, Any] | None = None,
     inception_weights: str | Path | None = None,
@@ -209,11 +210,14 @@ def evaluate_run(
     device: str | None = None,
     options: dict[str, Any] | None = None,
     split: str = "test",
+    recipe_defaults: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a run; returns the ``metrics.json`` object (and writes it, the samples and the report).
 
     ``options``: sampler options (as ``mmlatent evaluate --option KEY=VALUE``); ``split``: the
-    labelled split evaluated (``"val"`` to choose settings).
+    labelled split evaluated (``"val"`` to choose settings); ``recipe_defaults=False``: only the
+    sampler settings given here (the plan of :meth:`GenerativeModel.plan`). ``metrics["plan"]``
+    records the sampling plan used.
 
     ``pipeline``: an already loaded ``MLDPipeline`` (or an object with its API); loaded from
     ``run_dir`` (on ``device``, default the CPU) when None. ``limit`` defaults to the recipe's ``evaluation.limit``. Raises
@@ -222,8 +226,6 @@ def evaluate_run(
     started = time.perf_counter()
     run_dir = Path(run_dir)
     if pipeline is None:
-        from mmlatent.pipeline import MLDPipeline
-
         pipeline = MLDPipeline.load(run_dir, device=device or "cpu")
     if limit is None:
         limit = getattr(_recipe_evaluation(pipeline), "limit", None)
@@ -238,12 +240,13 @@ def evaluate_run(
         progress=progress,
         split=split,
     )
-    result = evaluator.run(sampler=sampler, steps=steps, seed=seed, guidance=guidance, options=options)
+    plan = pipeline.plan(sampler, steps, guidance, recipe_defaults, **dict(options or {}))
+    result = evaluator.run(seed=seed, plan=plan)
     timings["total_s"] = round(time.perf_counter() - started, 4)
     metrics = metrics_record(
         evaluator,
         result,
-        sampler=_sampler_record(pipeline, sampler, steps, options),
+        sampler=_sampler_record(plan),
         seed=seed,
         limit=limit,
         guidance=guidance,
@@ -253,8 +256,6 @@ def evaluate_run(
     if write:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_json(run_dir / "metrics.json", metrics)
-        from mmlatent.evaluation.report import write_report
-
         write_report(run_dir, metrics, result.samples, pipeline)
     return metrics
 
@@ -341,25 +342,12 @@ def compare_table(runs: Sequence[str | Path]) -> str:
 
 
 # ----------------------------------------------------------------------------------- command
-def _parse_guidance(pairs: Sequence[tuple[str, str]] | None) -> dict[str, float] | None:
-    guidance = {}
-    for name, value in pairs or []:
-        try:
-            guidance[name] = float(value)
-        except ValueError:
-            raise EvaluationError(f"--guidance {name}={value}: the weight must be a number") from None
-    return guidance or None
-
-
 def evaluate_command(args: Any) -> int:
-    """``mmlatent evaluate`` (argument object from :mod:`mmlatent.cli`); returns the exit code.
+    """``mmlatent evaluate`` (argument object from :mod:`mmlatent.cli`, with ``--guidance`` and
+    ``--option`` parsed into ``args.guidance`` and ``args.options``); returns the exit code.
 
     Errors propagate as exceptions with an ``exit_code`` (:mod:`mmlatent.errors` prints them).
     """
-    from mmlatent.errors import UserError
-    from mmlatent.pipeline import parse_sampler_options
-    from mmlatent.rundir import is_run_directory
-    from mmlatent.runlock import RunLock
 
     if getattr(args, "compare", None):
         runs = ([args.run] if args.run else []) + list(args.compare)
@@ -367,10 +355,8 @@ def evaluate_command(args: Any) -> int:
         return 0
     if not args.run:
         raise UserError("mmlatent evaluate needs a RUN directory (or --compare RUN_A RUN_B ...)")
-    guidance = _parse_guidance(getattr(args, "guidance", None))
-    options = parse_sampler_options(getattr(args, "option", []))
-    if not getattr(args, "recipe_defaults", True):
-        options["recipe_defaults"] = False
+    guidance = args.guidance or None
+    options = dict(args.options)
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise UserError(f"no run directory at {run_dir}")
@@ -380,7 +366,7 @@ def evaluate_command(args: Any) -> int:
         with RunLock(run_dir, "evaluate"):  # one writer: not while the run trains or is evaluated
             metrics = evaluate_run(run_dir, sampler=args.sampler, steps=args.steps, limit=args.limit,
                                    seed=args.seed, guidance=guidance, options=options,
-                                   split=getattr(args, "split", "test"))
+                                   split=args.split, recipe_defaults=args.recipe_defaults)
     except (ValueError, FileNotFoundError, KeyError) as error:  # bad sampler name, broken run, ...
         raise UserError(f"{type(error).__name__}: {error}") from error
     print(format_metrics(metrics))

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mmlatent.model import GenerativeModel
+
 __all__ = ["EvaluationError", "load_split", "subset", "num_items"]
 
 
@@ -48,7 +50,7 @@ def _select_indices(size: int, limit: int | None, seed: int) -> list[int]:
 
 
 def load_split(
-    pipe: Any,
+    pipe: GenerativeModel,
     split: str,
     *,
     limit: int | None = None,

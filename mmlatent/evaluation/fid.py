@@ -26,7 +26,11 @@ import torch
 from torch import Tensor, nn
 
 from mmlatent.evaluation.data import EvaluationError
-from mmlatent.evaluation.frechet import GaussianStatistics, frechet_distance_from_features, gaussian_statistics
+from mmlatent.evaluation.frechet import (
+    GaussianStatistics,
+    frechet_distance_from_features,
+    gaussian_statistics,
+)
 
 __all__ = [
     "InceptionFeatures",

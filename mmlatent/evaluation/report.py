@@ -19,6 +19,7 @@ from urllib.parse import quote
 from torch import Tensor
 
 from mmlatent.checkpoint import atomic_write_text
+from mmlatent.model import GenerativeModel
 
 __all__ = ["render_samples", "write_report"]
 
@@ -32,7 +33,7 @@ def _prefix(label: str) -> str:
 
 
 def render_samples(
-    pipe: Any, samples: Mapping[str, Mapping[str, Tensor]], out_dir: str | Path
+    pipe: GenerativeModel, samples: Mapping[str, Mapping[str, Tensor]], out_dir: str | Path
 ) -> dict[str, dict[str, list[Path]]]:
     """Render each condition's outputs with the modalities' renderers; ``{label: {name: [files]}}``."""
     out_dir = Path(out_dir)
@@ -88,7 +89,7 @@ def write_report(
     run_dir: str | Path,
     metrics: Mapping[str, Any],
     samples: Mapping[str, Mapping[str, Tensor]],
-    pipe: Any,
+    pipe: GenerativeModel,
 ) -> Path:
     """Render the samples and write ``RUN/report.md``; returns its path."""
     root = Path(run_dir)

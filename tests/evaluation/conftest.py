@@ -20,6 +20,7 @@ import pytest
 import torch
 from torch import nn
 
+from mmlatent.diffusion import SamplingPlan, resolve_plan
 from mmlatent.modality import Modality
 
 NUM_CLASSES = 4
@@ -131,13 +132,18 @@ class FakePipeline:
         distances = torch.cdist(given[name].float().flatten(1), self.prototypes[name])
         return distances.argmin(dim=1)
 
-    def generate(self, n=None, given=None, sampler=None, steps=None, seed=0, guidance=None, **options):
+    def plan(self, sampler=None, steps=None, guidance=None, recipe_defaults=True, **options):
+        default = SamplingPlan(self.recipe.sampling.sampler, self.recipe.sampling.steps)
+        return resolve_plan(default, sampler, steps, options, guidance, use_defaults=recipe_defaults)
+
+    def generate(self, n=None, given=None, seed=0, plan=None, **settings):
+        plan = plan or self.plan(**settings)
         given = dict(given or {})
         if given:
             n = next(iter(given.values())).shape[0]
         generator = torch.Generator().manual_seed(int(seed))
-        self.calls.append({"n": n, "given": sorted(given), "sampler": sampler, "steps": steps, "seed": seed,
-                           "guidance": guidance, "options": options})
+        self.calls.append({"n": n, "given": sorted(given), "sampler": plan.sampler, "steps": plan.steps,
+                           "seed": seed, "guidance": dict(plan.guidance) or None, "options": dict(plan.options)})
         if self.mode == "perfect":
             labels = self._infer_labels(given) if given else torch.randint(0, NUM_CLASSES, (n,), generator=generator)
         out = {}
@@ -151,7 +157,7 @@ class FakePipeline:
                 labels = torch.zeros(n, dtype=torch.long)
             noise = 0.3 * torch.randn(n, DIM, generator=generator)
             out[name] = (self.prototypes[name][labels] + noise).reshape(n, *self.modalities[name].shape)
-        self.last_nfe = (steps or self.recipe.sampling.steps) * self.nfe_per_step
+        self.last_nfe = (plan.steps or self.recipe.sampling.steps) * self.nfe_per_step
         return out
 
     def render(self, outputs, out_dir, prefix=""):

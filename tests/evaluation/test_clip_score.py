@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmlatent.evaluation.clip_score import CLIP_S_WEIGHT, ClipScorer, clip_s_from_embeddings
+from mmlatent.evaluation.clip_score import (
+    CLIP_S_WEIGHT,
+    ClipScorer,
+    clip_s_from_embeddings,
+)
 from mmlatent.evaluation.data import EvaluationError
 
 WORDS = ["a", "bird", "with", "red", "wings", "small", "yellow", "belly", "black", "tail"]
@@ -28,7 +32,13 @@ def test_clip_s_arithmetic():
 @pytest.fixture(scope="module")
 def tiny_clip_dir(tmp_path_factory):
     """A randomly initialised CLIPModel with a hand-made BPE vocabulary, saved like a real checkpoint."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+        CLIPTokenizer,
+    )
 
     root = tmp_path_factory.mktemp("clip")
     vocab: dict[str, int] = {}

@@ -7,7 +7,10 @@ import time
 import pytest
 import torch
 
-from mmlatent.evaluation.classifiers import ClassifierSettings, load_or_train_classifiers
+from mmlatent.evaluation.classifiers import (
+    ClassifierSettings,
+    load_or_train_classifiers,
+)
 from mmlatent.evaluation.coherence import (
     CoherenceEvaluator,
     batch_seed,

@@ -9,7 +9,12 @@ from argparse import Namespace
 import pytest
 
 from mmlatent.cli import main as cli_main
-from mmlatent.evaluation.command import compare_table, evaluate_command, evaluate_run, format_metrics
+from mmlatent.evaluation.command import (
+    compare_table,
+    evaluate_command,
+    evaluate_run,
+    format_metrics,
+)
 
 DOCUMENTED_KEYS = {"coherence", "fd", "nfe", "sampler", "classifier_accuracy", "timings", "seed", "limit"}
 
@@ -47,7 +52,9 @@ def test_recipe_defaults_fill_the_sampler(tmp_path, fake_pipeline):
     metrics = evaluate_run(tmp_path, pipeline=pipe, progress=False, write=False)
     assert metrics["sampler"] == {"name": "heun", "steps": 10}
     assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "report.md").exists()
-    assert {call["sampler"] for call in pipe.calls} == {None}  # the pipeline applies its own default
+    assert {call["sampler"] for call in pipe.calls} == {"heun"}  # resolved once, from the recipe's default
+    assert metrics["plan"] == {"sampler": "heun", "steps": 10, "grid": None, "options": {}, "guidance": {},
+                               "denoise_final": False}
 
 
 def test_report_opens_with_pictures(evaluated):

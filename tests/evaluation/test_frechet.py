@@ -7,7 +7,11 @@ import pytest
 import torch
 from scipy import linalg
 
-from mmlatent.evaluation.frechet import frechet_distance, frechet_distance_from_features, gaussian_statistics
+from mmlatent.evaluation.frechet import (
+    frechet_distance,
+    frechet_distance_from_features,
+    gaussian_statistics,
+)
 
 
 def _random_cov(rng, dim, rank=None):
