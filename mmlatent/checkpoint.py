@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -121,8 +121,6 @@ def load_tensors(path: str | Path, what: str = "weights") -> dict[str, Tensor]:
 
 
 def _read_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:
         return dict(handle.metadata() or {})
 

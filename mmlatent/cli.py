@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
+
 from mmlatent.errors import UserError, run_command
 
 
@@ -97,8 +99,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def parse_sampler_options(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """``[("eta", "0.5"), ("grid", "logsnr")]`` (from ``--option KEY=VALUE``) to
     ``{"eta": 0.5, "grid": "logsnr"}``: each value is read as YAML (numbers, booleans, null)."""
-    import yaml
-
     options = {}
     for key, text in pairs:
         try:

@@ -29,6 +29,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 __all__ = ["Autoencoder", "DatasetSpec", "Modality", "ModalitySpec", "NoOptions"]
@@ -152,8 +154,6 @@ class Modality:
         Returns the written files (e.g. ``path.with_suffix('.png')`` for an image grid).
         Default: a ``.safetensors`` file with the raw tensor.
         """
-        from safetensors.torch import save_file
-
         out = Path(path).with_suffix(".safetensors")
         out.parent.mkdir(parents=True, exist_ok=True)
         save_file({self.name: batch.detach().cpu().contiguous()}, str(out))
@@ -216,9 +216,6 @@ class Modality:
                 return torch.from_numpy(np.load(path, allow_pickle=False))
             except (OSError, ValueError, EOFError, TypeError) as error:
                 raise ValueError(f"{what}: {error}") from None
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         try:
             tensors = load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as error:

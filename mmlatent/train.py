@@ -38,7 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
@@ -532,8 +534,6 @@ def _broadcast_error(accelerator, error: BaseException | None) -> str | None:
     """The main process's error message, on every process (None when there was none)."""
     message = [None if error is None else str(error)]
     if accelerator.num_processes > 1:
-        from accelerate.utils import broadcast_object_list
-
         broadcast_object_list(message)
     return message[0]
 
@@ -608,8 +608,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _end_process_group() -> None:
     """After a failed run with several processes, leave the process group cleanly (no NCCL/gloo warning)."""
     try:
-        import torch.distributed as dist
-
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     except Exception:  # noqa: BLE001 - best effort on the way out

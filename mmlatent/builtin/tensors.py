@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -91,8 +93,6 @@ def read_keys(path: Path) -> list[str]:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as npz:
                 return list(npz.files)
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             return list(handle.keys())
     except Exception as exc:  # noqa: BLE001 - corrupt files raise library-specific errors
@@ -107,8 +107,6 @@ def load_tensors(path: Path) -> dict[str, Tensor]:
             with np.load(path, allow_pickle=False) as npz:
                 tensors = {key: torch.from_numpy(np.ascontiguousarray(npz[key])) for key in npz.files}
         else:
-            from safetensors.torch import load_file
-
             tensors = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - corrupt files raise library-specific errors
         raise ValueError(f"dataset tensors: cannot read {path}: {exc}") from exc

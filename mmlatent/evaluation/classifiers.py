@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from mmlatent.evaluation.data import EvaluationError
 from mmlatent.manifest import record_files, verify_files
@@ -148,8 +150,6 @@ def train_classifier(
     description: str = "classifier",
 ) -> nn.Module:
     """Train ``model`` on data-space items ``x`` ``(N, ...)`` with integer ``labels`` ``(N,)`` (in place)."""
-    from tqdm.auto import tqdm
-
     settings = settings or ClassifierSettings()
     device = _device_of(model)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -211,8 +211,6 @@ def _write_atomic(path: Path, write) -> None:
 
 
 def _save(directory: Path, classifier: TrainedClassifier, info: dict[str, Any]) -> None:
-    from safetensors.torch import save_model
-
     directory.mkdir(parents=True, exist_ok=True)
     _write_atomic(directory / f"{classifier.name}.safetensors", lambda p: save_model(classifier.model, str(p)))
     text = json.dumps(info, indent=2)
@@ -224,8 +222,6 @@ def _save(directory: Path, classifier: TrainedClassifier, info: dict[str, Any]) 
 
 def _try_load(directory: Path, name: str, model: nn.Module, num_classes: int) -> dict[str, Any] | None:
     """Load a stored classifier into ``model``; None (with a note) when absent or unusable."""
-    from safetensors.torch import load_model
-
     weights, info_path = directory / f"{name}.safetensors", directory / f"{name}.json"
     if not weights.exists() or not info_path.exists():
         return None

@@ -35,6 +35,7 @@ from mmlatent.evaluation.classifiers import (
     ClassifierSettings,
     load_or_train_classifiers,
 )
+from mmlatent.evaluation.clip_score import ClipScorer
 from mmlatent.evaluation.coherence import (
     MAX_ALL_SUBSETS,
     CoherenceEvaluator,
@@ -122,8 +123,6 @@ def build_evaluator(
         extractor = load_inception(inception_path, device=getattr(pipe, "device", "cpu"))
     clip_path = _resolve_path(clip_model, run_dir)
     if clip_path is not None:
-        from mmlatent.evaluation.clip_score import ClipScorer
-
         scorer = ClipScorer.from_pretrained(clip_path, device=getattr(pipe, "device", "cpu"))
 
     evaluator = CoherenceEvaluator(

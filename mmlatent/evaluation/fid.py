@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from mmlatent.evaluation.data import EvaluationError
@@ -90,8 +91,6 @@ class InceptionFeatures(nn.Module):
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return load_file(str(path))
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
