@@ -378,7 +378,7 @@ class Trainer:
                 noise.manual_seed(stage_seed(data_seed + step, f"noise:{self.rank}"))
                 with self.accelerator.autocast():
                     loss = masked_multitime_loss(model, z[idx], sde, layout, d=self.recipe.diffusion.d,
-                                                 eps=cfg.eps, generator=noise, per_batch=per_batch,
+                                                 t_eps=cfg.eps, generator=noise, per_batch=per_batch,
                                                  absent_prob=self.recipe.diffusion.absent_prob,
                                                  t_sampling=cfg.t_sampling, weighting=cfg.loss_weighting)
                 value = self._check_finite(loss, stage, step)

@@ -4,7 +4,7 @@ For a batch of clean concatenated latents ``z (B, D)``, per sample:
 
 - draw the conditioning set A2 from nu(d) (:func:`~mmlatent.diffusion.masking.sample_given_mask`),
   A1 = the other modalities;
-- draw t ~ U(eps, T) and noise ~ N(0, I) ``(D,)``;
+- draw t ~ U(t_eps, T) and noise ~ N(0, I) ``(D,)``;
 - R = alpha(t) z + sigma(t) noise on A1's dims, R = z on A2's dims;
 - tau ``(M,)``: t for A1, 0 for A2;
 - loss_b = Omega * sum over A1's dims of (eps_hat - noise)^2, Omega = 1 + dim(A2) / dim(A1)
@@ -21,7 +21,7 @@ Options (all off by default, and then the loss is bit-identical to the plain Alg
   is made absent independently with probability p: the sample then shows the network exactly the
   "unconditional" branch that guidance evaluates (that modality absent, the other conditioning
   modalities clean, A1 diffused), so the branch is learned instead of extrapolated
-  (:class:`~mmlatent.diffusion.sampling.MaskedEpsModel`). A1 is never touched, so something is
+  (:class:`~mmlatent.diffusion.guidance.Guided`). A1 is never touched, so something is
   always diffused, and joint steps are left as they are. Quickstart digits run, 12k steps, mean of
   2 training seeds, DDPM 20 steps: with p = 0.2 unguided joint / mean conditional coherence
   34.3 / 47.3% against 37.4 / 48.5% for p = 0 (within the seed-to-seed spread of 5 points), and
@@ -30,32 +30,30 @@ Options (all off by default, and then the loss is bit-identical to the plain Alg
   absences among all modalities (p = 0.1) cost 12 points of joint coherence. ``absent`` (a fixed bool ``(B, M)``
   mask) trains on samples with missing modalities; a row whose present modalities were all to be
   given becomes a joint step over them. Omega becomes D / dim(A1 minus the absent modalities).
-- **Weighting of t** (``weighting``): the objective is E_{t ~ U(eps, T)} [w(t) loss_b(t)] with
+- **Weighting of t** (``weighting``): the objective is E_{t ~ U(t_eps, T)} [w(t) loss_b(t)] with
   ``"none"`` (w = 1, the paper's), ``"likelihood"`` (w proportional to beta(t) / sigma(t)^2, the
-  maximum-likelihood weighting of Song et al. 2021, scaled so that its mean over U(eps, T) is 1)
+  maximum-likelihood weighting of Song et al. 2021, scaled so that its mean over U(t_eps, T) is 1)
   or ``"min_snr"`` (w = min(1, 5 / SNR(t)), Min-SNR-5 of Hang et al. 2023 for noise prediction).
-- **Importance sampling of t** (``t_sampling``): ``"uniform"`` draws t ~ U(eps, T);
-  ``"logsnr"`` draws t uniformly in log-SNR between lambda(T) and lambda(eps), i.e. with density
+- **Importance sampling of t** (``t_sampling``): ``"uniform"`` draws t ~ U(t_eps, T);
+  ``"logsnr"`` draws t uniformly in log-SNR between lambda(T) and lambda(t_eps), i.e. with density
   q(t) = (beta / sigma^2) / Z, which for the VP-SDE is exactly the density proportional to the
   likelihood weighting (the reference code's importance sampling). Each sample's loss is
-  multiplied by w(t) / ((T - eps) q(t)), so the objective stays the one chosen by ``weighting``
+  multiplied by w(t) / ((T - t_eps) q(t)), so the objective stays the one chosen by ``weighting``
   (unbiased); with ``weighting="likelihood"`` that factor is exactly 1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from .denoiser import EpsModel
 from .masking import LatentLayout, sample_given_mask
 from .sde import VPSDE
 
 __all__ = ["T_SAMPLING", "WEIGHTING", "MultitimeLossTerms", "masked_multitime_loss", "masked_multitime_loss_terms"]
-
-EpsModel = Callable[[Tensor, Tensor], Tensor]
 
 
 @dataclass
@@ -90,7 +88,7 @@ def masked_multitime_loss_terms(
     sde: VPSDE,
     layout: LatentLayout,
     d: float = 0.5,
-    eps: float = 1e-3,
+    t_eps: float = 1e-3,
     generator: torch.Generator | None = None,
     given: Tensor | None = None,
     *,
@@ -110,7 +108,7 @@ def masked_multitime_loss_terms(
         sde: the forward process.
         layout: the modality layout of ``z``'s last dim.
         d: probability of a conditional step (ignored when ``given`` is passed).
-        eps: smallest training time; t ~ U(eps, T).
+        t_eps: the smallest training time (the paper's epsilon); t ~ U(t_eps, T).
         generator: torch generator for the masks, times and noise (on ``z``'s device).
         given: optional fixed conditioning sets, bool ``(B, M)`` or ``(M,)``; drawn from nu(d)
             when None. A row must not be all True (nothing would be diffused).
@@ -141,11 +139,11 @@ def masked_multitime_loss_terms(
     if t is None:
         t = torch.rand(batch, generator=generator, device=device, dtype=dtype)
         if t_sampling == "logsnr":
-            lam_hi, lam_lo = sde.log_snr(torch.tensor(eps, dtype=torch.float64)), sde.log_snr(
+            lam_hi, lam_lo = sde.log_snr(torch.tensor(t_eps, dtype=torch.float64)), sde.log_snr(
                 torch.tensor(sde.T, dtype=torch.float64))
-            t = sde.t_from_log_snr(lam_hi + (lam_lo - lam_hi) * t.to(torch.float64)).to(dtype).clamp(eps, sde.T)
+            t = sde.t_from_log_snr(lam_hi + (lam_lo - lam_hi) * t.to(torch.float64)).to(dtype).clamp(t_eps, sde.T)
         else:
-            t = eps + (sde.T - eps) * t
+            t = t_eps + (sde.T - t_eps) * t
     if noise is None:
         noise = torch.randn(z.shape, generator=generator, device=device, dtype=dtype)
     if absent_prob or absent is not None:
@@ -153,18 +151,16 @@ def masked_multitime_loss_terms(
     else:
         absent = None
 
-    given_dims = layout.modality_mask(given)  # (B, D) bool
-    alpha = sde.alpha(t)[:, None]
-    sigma = sde.sigma(t)[:, None]
-    x = torch.where(given_dims, z, alpha * z + sigma * noise)
+    given_dim_mask = layout.modality_mask(given)  # (B, D) bool
+    x = torch.where(given_dim_mask, z, sde.perturb(z, t, noise))
     tau = torch.where(given, torch.zeros((), dtype=dtype, device=device), t[:, None])
     if absent is not None:  # absent modalities: pure noise at time T, no loss
         absent_dims = layout.modality_mask(absent)
         x = torch.where(absent_dims, noise, x)
         tau = torch.where(absent, torch.full((), sde.T, dtype=dtype, device=device), tau)
-        excluded, excluded_modalities = given_dims | absent_dims, given | absent
+        excluded, excluded_modalities = given_dim_mask | absent_dims, given | absent
     else:
-        excluded, excluded_modalities = given_dims, given
+        excluded, excluded_modalities = given_dim_mask, given
 
     eps_hat = net(x, tau)
     residual = torch.where(excluded, torch.zeros((), dtype=dtype, device=device), eps_hat - noise)
@@ -173,7 +169,7 @@ def masked_multitime_loss_terms(
     per_sample = omega * residual.square().sum(-1)
     weight = None
     if t_sampling != "uniform" or weighting != "none":
-        weight = _t_weight(sde, t, eps, t_sampling, weighting).to(dtype)
+        weight = _t_weight(sde, t, t_eps, t_sampling, weighting).to(dtype)
         per_sample = weight * per_sample
     return MultitimeLossTerms(
         loss=per_sample.mean(), per_sample=per_sample, given=given, t=t, omega=omega, tau=tau,
@@ -187,13 +183,13 @@ WEIGHTING = ("none", "likelihood", "min_snr")
 MIN_SNR_GAMMA = 5.0
 
 
-def _t_weight(sde: VPSDE, t: Tensor, eps: float, t_sampling: str, weighting: str) -> Tensor:
-    """Per-sample factor w(t) / ((T - eps) q(t)) (float64): the objective's weight over the
-    density of t relative to U(eps, T)."""
+def _t_weight(sde: VPSDE, t: Tensor, t_eps: float, t_sampling: str, weighting: str) -> Tensor:
+    """Per-sample factor w(t) / ((T - t_eps) q(t)) (float64): the objective's weight over the
+    density of t relative to U(t_eps, T)."""
     t64 = t.to(torch.float64)
-    span = sde.T - eps
-    # Z = integral of beta / sigma^2 over [eps, T] = lambda(eps) - lambda(T)
-    lam = sde.log_snr(torch.tensor([eps, sde.T], dtype=torch.float64))
+    span = sde.T - t_eps
+    # Z = integral of beta / sigma^2 over [t_eps, T] = lambda(t_eps) - lambda(T)
+    lam = sde.log_snr(torch.tensor([t_eps, sde.T], dtype=torch.float64))
     z_norm = float(lam[0] - lam[1])
     ml = sde.beta(t64) / sde.sigma(t64).square()  # beta / sigma^2 = -d lambda / dt
     if weighting == "likelihood":
@@ -203,7 +199,7 @@ def _t_weight(sde: VPSDE, t: Tensor, eps: float, t_sampling: str, weighting: str
     else:
         w = torch.ones_like(t64)
     if t_sampling == "logsnr":
-        w = w * z_norm / (span * ml)  # 1 / ((T - eps) q(t)), q = ml / Z
+        w = w * z_norm / (span * ml)  # 1 / ((T - t_eps) q(t)), q = ml / Z
     return w
 
 
@@ -244,12 +240,12 @@ def masked_multitime_loss(
     sde: VPSDE,
     layout: LatentLayout,
     d: float = 0.5,
-    eps: float = 1e-3,
+    t_eps: float = 1e-3,
     generator: torch.Generator | None = None,
     given: Tensor | None = None,
     **kwargs,
 ) -> Tensor:
     """Scalar masked multi-time loss of a batch ``z (B, D)`` (see :func:`masked_multitime_loss_terms`)."""
     return masked_multitime_loss_terms(
-        net, z, sde, layout, d=d, eps=eps, generator=generator, given=given, **kwargs
+        net, z, sde, layout, d=d, t_eps=t_eps, generator=generator, given=given, **kwargs
     ).loss

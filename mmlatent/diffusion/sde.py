@@ -142,9 +142,13 @@ class VPSDE:
         return self.alpha(t) * x, self.sigma(t)
 
     def perturb(self, x: Tensor, t: Tensor | float, noise: Tensor) -> Tensor:
-        """Sample of ``R_t | R_0 = x``: ``alpha(t) x + sigma(t) noise``; shape of ``x``."""
-        mean, std = self.marginal_prob(x, t)
-        return mean + std * noise
+        """Sample of ``R_t | R_0 = x``: ``alpha(t) x + sigma(t) noise``; shape and dtype of ``x``.
+
+        alpha(t) and sigma(t) are computed in ``t``'s dtype (e.g. float64 times) and applied in
+        ``x``'s dtype. Used by the loss and by distillation.
+        """
+        t = append_dims(self._as_tensor(t).to(x.device), x.ndim)
+        return self.alpha(t).to(x.dtype) * x + self.sigma(t).to(x.dtype) * noise
 
     def drift(self, x: Tensor, t: Tensor | float) -> Tensor:
         """Forward drift f(x, t) = -1/2 beta(t) x; shape of ``x``."""
@@ -160,13 +164,13 @@ class VPSDE:
         t = append_dims(self._as_tensor(t).to(x.device), x.ndim)
         return self.drift(x, t), self.diffusion(t)
 
-    def transition(self, s: Tensor | float, t: Tensor | float) -> tuple[Tensor, Tensor]:
-        """Exact kernel from time ``s`` to a later time ``t >= s``: ``R_t | R_s ~ N(a R_s, v I)``.
+    def transition(self, t: Tensor | float, t_up: Tensor | float) -> tuple[Tensor, Tensor]:
+        """Exact kernel from time ``t`` up to a later time ``t_up >= t``: ``R_t_up | R_t ~ N(a R_t, v I)``.
 
-        Returns ``(a, sqrt(v))`` with a = alpha(t)/alpha(s) and v = 1 - a^2, elementwise over the
-        broadcast shape of ``s`` and ``t``.
+        Returns ``(a, sqrt(v))`` with a = alpha(t_up)/alpha(t) and v = 1 - a^2, elementwise over the
+        broadcast shape of ``t`` and ``t_up``.
         """
-        log_a = self.log_alpha(t) - self.log_alpha(s)
+        log_a = self.log_alpha(t_up) - self.log_alpha(t)
         return torch.exp(log_a), torch.sqrt(-torch.expm1(2.0 * log_a))
 
     def prior_sampling(
@@ -184,13 +188,26 @@ class VPSDE:
         n = z[0].numel()
         return -0.5 * n * math.log(2 * math.pi) - 0.5 * z.flatten(1).pow(2).sum(-1)
 
-    # ------------------------------------------------------------------ eps <-> score
+    def coefficients(self, t: float) -> tuple[float, float]:
+        """``(alpha(t), sigma(t))`` of one time as Python floats, computed in float64 (samplers)."""
+        tt = torch.tensor(float(t), dtype=torch.float64)
+        return float(self.alpha(tt)), float(self.sigma(tt))
+
+    # ------------------------------------------------------------------ eps <-> score <-> x0
     def score_from_eps(self, eps: Tensor, t: Tensor | float) -> Tensor:
         """Score ``-eps / sigma(t)`` from a noise prediction ``eps (B, ...)``; shape of ``eps``."""
         t = append_dims(self._as_tensor(t).to(eps.device), eps.ndim)
         return -eps / self.sigma(t)
 
     def denoise(self, x: Tensor, eps: Tensor, t: Tensor | float) -> Tensor:
-        """Tweedie estimate of the clean latent ``(x - sigma(t) eps) / alpha(t)``; shape of x."""
+        """Tweedie estimate of the clean latent ``(x - sigma(t) eps) / alpha(t)``; shape of x.
+
+        The samplers pass a 0-d float64 ``t`` (coefficients in float64, applied in x's dtype).
+        """
         t = append_dims(self._as_tensor(t).to(x.device), x.ndim)
         return (x - self.sigma(t) * eps) / self.alpha(t)
+
+    def eps_from_denoised(self, x: Tensor, x0: Tensor, t: Tensor | float) -> Tensor:
+        """The noise prediction consistent with a clean-latent estimate: ``(x - alpha(t) x0) / sigma(t)``."""
+        t = append_dims(self._as_tensor(t).to(x.device), x.ndim)
+        return (x - self.alpha(t) * x0) / self.sigma(t)

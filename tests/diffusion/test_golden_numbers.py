@@ -349,7 +349,8 @@ def compute_loss() -> dict[str, Tensor]:
         for values in itertools.product(*LOSS_GRID.values()):
             options = dict(zip(LOSS_GRID, values))
             gen = torch.Generator().manual_seed(LOSS_SEED)
-            _put(out, _loss_key(options), masked_multitime_loss(net, z, SDE, LAYOUT, generator=gen, **options))
+            kwargs = {("t_eps" if k == "eps" else k): v for k, v in options.items()}  # key name kept: stored
+            _put(out, _loss_key(options), masked_multitime_loss(net, z, SDE, LAYOUT, generator=gen, **kwargs))
 
     given = torch.tensor([[False, False, False], [True, False, False], [False, True, False], [False, False, True],
                           [True, True, False], [False, True, True], [True, False, True], [False, False, False]])
