@@ -33,6 +33,8 @@ def test_second_writer_is_refused_and_sigterm_resumes_bit_identically(gauss_data
     run = tmp_path / "run"
     first = start_training(recipe, run)
     wait_for(run / "checkpoints" / "score_net.safetensors", first)
+    # paused (it keeps its lock) so that a fast machine cannot finish stage 2 while the other writers start
+    first.send_signal(signal.SIGSTOP)
 
     # every other writer is refused while the first trains, naming the directory and the holder
     for extra in (["--resume"], ["--overwrite", "--set", "seed=1"]):
@@ -44,7 +46,8 @@ def test_second_writer_is_refused_and_sigterm_resumes_bit_identically(gauss_data
     assert first.poll() is None  # the first writer was not disturbed
 
     started = time.time()
-    first.send_signal(signal.SIGTERM)
+    first.send_signal(signal.SIGTERM)  # pending while paused, delivered inside the training loop
+    first.send_signal(signal.SIGCONT)
     _out, err = first.communicate(timeout=60)
     assert first.returncode == 143, err
     assert time.time() - started < 10
