@@ -5,13 +5,13 @@ that add up to real - generated."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from fault_fixtures import tiny_recipe, train, write_yaml
 from gaussian_fixtures import write_gaussian_data
+from scripts import load_script
 
 from mmlatent.diffusion.schedules import repaint_nfe
 
@@ -23,10 +23,7 @@ CHEAP = ["--reference", "repaint", "--reference-steps", "20", "--classifier-epoc
 
 @pytest.fixture(scope="module")
 def budget():
-    spec = importlib.util.spec_from_file_location("coherence_budget", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,12 @@ reported, the comparison against the paper sampler, rows, table and plot (on the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from scripts import load_script
 
 from mmlatent.diffusion import VPSDE, LatentLayout, generate_latents
 
@@ -17,10 +17,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "coherence_vs_nfe.
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("coherence_vs_nfe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_candidates_stay_within_24_nfe_and_cover_guidance(bench):

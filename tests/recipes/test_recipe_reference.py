@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import types
 import typing
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
+from scripts import load_script
 
 from mmlatent.recipe import Recipe
 
@@ -20,10 +20,7 @@ REFERENCE = REPO / "docs" / "recipes.md"
 
 @pytest.fixture(scope="module")
 def generator():
-    spec = importlib.util.spec_from_file_location("gen_recipe_reference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def _walk(model: type[BaseModel], prefix: str = ""):

@@ -5,8 +5,17 @@ L' = L rounded up to a multiple of 2^k, S = L' / 2^k):
 
     encode:  ids (B, L) long -> embedding (B, E, L') -> conv3 -> k x [stride-2 conv4]
              -> (B, C, S) -> flatten -> linear -> z (B, latent_dim)
+    encode (encoder="bow"): ids (B, L) -> embedding (B, L, E) -> mean over the non-pad positions
+             (words and <eos>) -> (B, E) -> linear -> z (B, latent_dim)
     decode:  z (B, latent_dim) -> linear -> (B, C, S) -> k x [stride-2 transposed conv4]
              -> conv3 -> conv1 -> logits (B, L, V)
+
+The bag-of-words encoder makes z a linear function of the word counts: on the quickstart's 120 digit
+captions (12 templates x 10 digits, 16-d latent) a linear probe reads the digit from z on 100% of
+held-out captions against 40% for the convolutional encoder (both 100% by 5 nearest neighbours,
+both reconstruct every caption), and the score network then conditions on the digit far better.
+The decoder is the same; it restores the word order, which is what a bag of words cannot carry (a
+sentence and its permutations share one latent), so keep ``conv`` where order carries meaning.
 
 Every hidden convolution is followed by GroupNorm and SiLU (no batch statistics: the decoder
 behaves the same on one sample and on a batch). Sequences are right-padded with ``<pad>`` up to L'
@@ -56,6 +65,7 @@ class TextAutoencoder(Autoencoder):
         channels: int = 256,
         depth: int = 3,
         pad_weight: float = 0.0,
+        encoder: str = "conv",
     ) -> None:
         super().__init__(latent_dim)
         self.vocab_size = int(vocab_size)
@@ -66,12 +76,18 @@ class TextAutoencoder(Autoencoder):
         self.bottleneck_length = self.padded_length // factor
         self.channels = int(channels)
 
+        if encoder not in ("conv", "bow"):
+            raise ValueError(f"encoder must be 'conv' or 'bow', got {encoder!r}")
+        self.encoder_kind = encoder
         self.embedding = nn.Embedding(self.vocab_size, embed_dim, padding_idx=PAD_ID)
-        self.encoder = nn.Sequential(
-            _conv_block(nn.Conv1d(embed_dim, channels, 3, padding=1), channels),
-            *[_conv_block(nn.Conv1d(channels, channels, 4, stride=2, padding=1), channels) for _ in range(depth)],
-        )
-        self.to_latent = nn.Linear(channels * self.bottleneck_length, self.latent_dim)
+        if encoder == "conv":
+            self.encoder = nn.Sequential(
+                _conv_block(nn.Conv1d(embed_dim, channels, 3, padding=1), channels),
+                *[_conv_block(nn.Conv1d(channels, channels, 4, stride=2, padding=1), channels) for _ in range(depth)],
+            )
+            self.to_latent = nn.Linear(channels * self.bottleneck_length, self.latent_dim)
+        else:
+            self.to_latent = nn.Linear(embed_dim, self.latent_dim)
 
         self.from_latent = nn.Linear(self.latent_dim, channels * self.bottleneck_length)
         self.decoder = nn.Sequential(
@@ -90,6 +106,10 @@ class TextAutoencoder(Autoencoder):
         if x.dim() != 2 or x.shape[1] != self.max_length:
             raise ValueError(f"text autoencoder expects token ids (B, {self.max_length}), got {tuple(x.shape)}")
         ids = x.long()
+        if self.encoder_kind == "bow":
+            present = (ids != PAD_ID).unsqueeze(-1).to(self.embedding.weight.dtype)  # (B, L, 1)
+            summed = (self.embedding(ids) * present).sum(1)  # (B, E)
+            return self.to_latent(summed / present.sum(1).clamp_min(1.0))
         if self.padded_length > self.max_length:
             ids = F.pad(ids, (0, self.padded_length - self.max_length), value=PAD_ID)
         h = self.embedding(ids).transpose(1, 2)  # (B, E, L')

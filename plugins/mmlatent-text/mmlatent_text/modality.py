@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from mmlatent import Modality
@@ -42,6 +42,13 @@ class TextOptions(BaseModel):
     lowercase: bool = Field(True, description="lower-case captions before tokenising")
     strip_punctuation: bool = Field(False, description="replace punctuation by spaces (else punctuation marks are tokens)")
     # autoencoder
+    encoder: Literal["conv", "bow"] = Field(
+        "conv",
+        description="`conv`: strided convolutions over the positions (word order kept in the latent); `bow`: the "
+        "mean of the token embeddings, linearly projected (a bag of words: the latent is linear in the word "
+        "counts, so captions sharing words lie close and a class named by a word is linearly readable; the "
+        "decoder restores the order)",
+    )
     embed_dim: int = Field(128, ge=1, description="token embedding size")
     channels: int = Field(256, ge=1, description="channels of the convolutions")
     depth: int = Field(3, ge=0, le=8, description="stride-2 (transposed) convolutions in the encoder (decoder)")
@@ -174,6 +181,7 @@ class TextModality(Modality):
             channels=o.channels,
             depth=o.depth,
             pad_weight=o.pad_weight,
+            encoder=o.encoder,
         )
 
     def build_classifier(self, num_classes: int) -> nn.Module:

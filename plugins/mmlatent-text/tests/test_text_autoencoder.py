@@ -66,12 +66,13 @@ def test_default_options_ignore_pads(text):
     assert text.build_autoencoder().pad_weight == 0.0
 
 
-def test_learns_template_captions(make_text, digit_captions, one_thread):
+@pytest.mark.parametrize("encoder", ["conv", "bow"])
+def test_learns_template_captions(encoder, make_text, digit_captions, one_thread):
     """10 digits x 4 templates: >= 90% token accuracy and >= 90% exact captions within 400 Adam steps
     (~100 steps, ~3 s, on an idle core). The digit is one word of each caption, so exact captions
     are what shows the latent keeps the digit."""
     captions = digit_captions()
-    text = make_text(fit=captions, channels=64, embed_dim=32)
+    text = make_text(fit=captions, channels=64, embed_dim=32, encoder=encoder)
     x = text.collate([text.preprocess(c) for c in captions])
     torch.manual_seed(0)
     ae = text.build_autoencoder()
@@ -96,6 +97,24 @@ def test_learns_template_captions(make_text, digit_captions, one_thread):
     report = f"after {steps} steps, {time.monotonic() - start:.0f} s: token accuracy {accuracy:.3f}, exact {exact:.2f}"
     assert accuracy >= 0.9, report
     assert exact >= 0.9, (report, decoded_captions)
+
+
+def test_bag_of_words_encoder_is_linear_in_the_word_counts(make_text, captions):
+    """encoder="bow": z = W mean(embedding of the non-pad tokens) + b; word order does not matter."""
+    text = make_text(fit=captions, encoder="bow", embed_dim=12)
+    torch.manual_seed(0)
+    ae = text.build_autoencoder()
+    assert not hasattr(ae, "encoder")  # no convolution in a bag-of-words encoder
+    x = text.collate([text.preprocess("a small red bird"), text.preprocess("red bird a small"),
+                      text.preprocess("a small red bird with a red head")])
+    z = ae.encode(x)
+    assert torch.allclose(z[0], z[1], atol=1e-6)
+    ids = x[2][x[2] != PAD_ID]
+    expected = ae.to_latent(ae.embedding(ids).mean(0))
+    assert torch.allclose(z[2], expected, atol=1e-6)
+    assert ae(x).shape == (3, text.options.max_length, len(text.vocabulary))
+    with pytest.raises(ValueError, match="encoder"):
+        TextAutoencoder(10, 8, 4, encoder="rnn")
 
 
 def test_token_accuracy_ignores_pads():
