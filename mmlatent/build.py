@@ -59,7 +59,8 @@ def build_score_net(recipe: Recipe) -> ScoreNet:
     cfg = recipe.diffusion.score_net
     layout = build_layout(recipe)
     return ScoreNet(latent_dim=layout.total_dim, num_modalities=layout.num_modalities, width=cfg.width,
-                    blocks=cfg.blocks, time_embed=cfg.time_embed)
+                    blocks=cfg.blocks, time_embed=cfg.time_embed, prediction=cfg.prediction,
+                    modality_dims=layout.dims, sde=recipe.diffusion.sde.model_dump())
 
 
 def default_plan(recipe: Recipe) -> SamplingPlan:

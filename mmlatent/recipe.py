@@ -129,6 +129,9 @@ class ScoreNetConfig(_Strict):
     width: int = Field(default=512, gt=0, description="hidden width of the residual MLP blocks")
     blocks: int = Field(default=2, gt=0, description="number of residual blocks")
     time_embed: int = Field(default=256, gt=0, description="size of the embedding of the multi-time vector tau")
+    prediction: Literal["eps", "v"] = Field(default="eps", description=(
+        "what the network outputs: `eps` (the noise, the paper's) or `v` = alpha eps - sigma z (converted to the "
+        "noise inside the network, so samplers are unchanged); use `v` with `diffusion.train.loss_weighting: v`"))
 
 
 class DiffusionTrain(_Strict):
@@ -153,10 +156,12 @@ class DiffusionTrain(_Strict):
                                        "(uniform in log-SNR = density proportional to the likelihood weighting; "
                                        "the loss is reweighted so the objective set by `loss_weighting` is "
                                        "unchanged)")
-    loss_weighting: Literal["none", "likelihood", "min_snr"] = Field(
+    loss_weighting: Literal["none", "likelihood", "min_snr", "v"] = Field(
         default="none", description="weight w(t) of the noise-prediction loss: `none` (the paper's), "
                                     "`likelihood` (beta/sigma^2, maximum likelihood; exact importance sampling "
-                                    "with `t_sampling: logsnr`), `min_snr` (min(1, 5/SNR))")
+                                    "with `t_sampling: logsnr`), `min_snr` (min(1, 5/SNR)), `v` (1/alpha^2: "
+                                    "the v-prediction loss, which weighs the noisy times where the given "
+                                    "modalities decide the class)")
     checkpoint_every: int = Field(default=1000, gt=0, description="write a resume checkpoint every this many "
                                                                  "steps (also used by stage 1)")
     log_every: int = Field(default=50, gt=0, description="record the loss in history.json and the curves every "

@@ -27,6 +27,7 @@ noise ~ N(0, I)                            ``noise`` (training), ``z`` (drawn in
 eps_hat (network's noise prediction)       ``eps_hat``; the network is ``eps_model(x, tau)``
 x0_hat = (x - sigma eps_hat) / alpha       ``x0`` / ``denoised`` (:meth:`VPSDE.denoise`)
 score = -eps_hat / sigma                   ``score`` (:meth:`VPSDE.score_from_eps`)
+v = alpha eps - sigma z (v-prediction)     ``v_hat`` inside ``ScoreNet(prediction="v")`` only
 A2 (given set), A1 (diffused set)          ``given`` bool ``(B, M)``, ``~given``
 m(A2): given-dims mask (B, D)              ``given_dim_mask`` (``known_dims``: old alias)
 dim(A2): number of given dims              ``LatentLayout.given_dims(given)`` ``(B,)``

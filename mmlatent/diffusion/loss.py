@@ -32,8 +32,12 @@ Options (all off by default, and then the loss is bit-identical to the plain Alg
   given becomes a joint step over them. Omega becomes D / dim(A1 minus the absent modalities).
 - **Weighting of t** (``weighting``): the objective is E_{t ~ U(t_eps, T)} [w(t) loss_b(t)] with
   ``"none"`` (w = 1, the paper's), ``"likelihood"`` (w proportional to beta(t) / sigma(t)^2, the
-  maximum-likelihood weighting of Song et al. 2021, scaled so that its mean over U(t_eps, T) is 1)
-  or ``"min_snr"`` (w = min(1, 5 / SNR(t)), Min-SNR-5 of Hang et al. 2023 for noise prediction).
+  maximum-likelihood weighting of Song et al. 2021, scaled so that its mean over U(t_eps, T) is 1),
+  ``"min_snr"`` (w = min(1, 5 / SNR(t)), Min-SNR-5 of Hang et al. 2023 for noise prediction) or
+  ``"v"`` (w = 1 / alpha(t)^2 = 1 + 1 / SNR(t): the squared error of v = alpha eps - sigma z, since
+  eps_hat - eps = alpha (v_hat - v); with a v-predicting network (``ScoreNet(prediction="v")``) this
+  is the v-prediction objective of Salimans & Ho 2022; it weighs the noisy times where a given
+  modality decides the class of the generated one, which the plain loss scales down by SNR).
 - **Importance sampling of t** (``t_sampling``): ``"uniform"`` draws t ~ U(t_eps, T);
   ``"logsnr"`` draws t uniformly in log-SNR between lambda(T) and lambda(t_eps), i.e. with density
   q(t) = (beta / sigma^2) / Z, which for the VP-SDE is exactly the density proportional to the
@@ -119,7 +123,7 @@ def masked_multitime_loss_terms(
         absent: optional bool ``(B, M)`` or ``(M,)`` of modalities absent for sure (missing data).
         t_sampling: ``"uniform"`` or ``"logsnr"`` (importance sampling; ignored when ``t`` is passed
             except for the reweighting).
-        weighting: ``"none"``, ``"likelihood"`` or ``"min_snr"``.
+        weighting: ``"none"``, ``"likelihood"``, ``"min_snr"`` or ``"v"``.
     """
     if z.ndim != 2 or z.shape[-1] != layout.total_dim:
         raise ValueError(f"z must be (B, {layout.total_dim}), got {tuple(z.shape)}")
@@ -179,7 +183,7 @@ def masked_multitime_loss_terms(
 
 #: Choices of ``t_sampling`` and ``weighting`` (see the module docstring).
 T_SAMPLING = ("uniform", "logsnr")
-WEIGHTING = ("none", "likelihood", "min_snr")
+WEIGHTING = ("none", "likelihood", "min_snr", "v")
 MIN_SNR_GAMMA = 5.0
 
 
@@ -196,6 +200,8 @@ def _t_weight(sde: VPSDE, t: Tensor, t_eps: float, t_sampling: str, weighting: s
         w = ml * span / z_norm
     elif weighting == "min_snr":
         w = torch.clamp(MIN_SNR_GAMMA / torch.exp(sde.log_snr(t64)), max=1.0)
+    elif weighting == "v":
+        w = torch.exp(-2.0 * sde.log_alpha(t64))  # 1 / alpha^2 = 1 + 1 / SNR
     else:
         w = torch.ones_like(t64)
     if t_sampling == "logsnr":

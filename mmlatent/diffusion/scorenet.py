@@ -14,12 +14,24 @@ modalities). Architecture (shared/DESIGN.md section 2)::
     h = h + h0                                              (long skip from the input projection)
     eps_hat = Linear(SiLU(Norm(h)))                         (zero-initialised: eps_hat = 0 at init)
 
+With ``prediction="v"`` (an addition to the paper's network) the last layer's output is read as
+v = alpha eps - sigma z (Salimans & Ho 2022) and returned as the noise, per latent dimension at its
+modality's time: ``eps_hat = alpha(tau) v_hat + sigma(tau) x``. Every caller still receives eps_hat;
+what changes is the function the layers learn: at high noise v is about -z, so the class a given
+modality fixes is read into a clean-signal estimate instead of into a correction of size alpha.
+
 Paper sizes: MNIST-SVHN width 512, 2 blocks, time embedding 256; CUB width 1024, 2 blocks, 512.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
 from torch import Tensor, nn
+
+from .sde import VPSDE
 
 __all__ = ["ScoreNet", "ResidualBlock", "MultiTimeEmbedding"]
 
@@ -68,9 +80,13 @@ class ScoreNet(nn.Module):
         blocks: number of residual blocks.
         time_embed: size E of the multi-time embedding.
         dropout: dropout inside the blocks (0 disables it).
+        prediction: ``"eps"`` (the output is eps_hat) or ``"v"`` (the output is v_hat, returned as
+            eps_hat); ``"v"`` needs ``modality_dims`` and ``sde``.
+        modality_dims: per-modality latent sizes ``(d_1, ..., d_M)`` summing to D.
+        sde: the VP-SDE's arguments (``beta_min``, ``beta_max``, ``T``) for ``prediction="v"``.
 
     ``forward(x (B, D), tau (B, M)) -> eps_hat (B, D)``. The output layer is zero-initialised,
-    so a fresh network predicts eps_hat = 0 (score 0).
+    so a fresh network predicts eps_hat = 0 (score 0), or v_hat = 0 (eps_hat = sigma x) with ``"v"``.
     """
 
     def __init__(
@@ -81,6 +97,9 @@ class ScoreNet(nn.Module):
         blocks: int = 2,
         time_embed: int = 256,
         dropout: float = 0.0,
+        prediction: str = "eps",
+        modality_dims: Sequence[int] | None = None,
+        sde: Mapping[str, float] | None = None,
     ):
         super().__init__()
         if min(latent_dim, num_modalities, width, time_embed) < 1 or blocks < 0:
@@ -92,6 +111,18 @@ class ScoreNet(nn.Module):
         self.width = int(width)
         self.num_blocks = int(blocks)
         self.time_embed_dim = int(time_embed)
+        if prediction not in ("eps", "v"):
+            raise ValueError(f"prediction must be 'eps' or 'v', got {prediction!r}")
+        self.prediction = prediction
+        self.modality_dims = None if modality_dims is None else tuple(int(d) for d in modality_dims)
+        if self.modality_dims is not None and (len(self.modality_dims) != num_modalities
+                                               or sum(self.modality_dims) != latent_dim):
+            raise ValueError(f"modality_dims must be {num_modalities} sizes summing to {latent_dim}, "
+                             f"got {self.modality_dims}")
+        self.sde_args = None if sde is None else {k: float(v) for k, v in sde.items()}
+        self.sde = None if sde is None else VPSDE(**self.sde_args)
+        if prediction == "v" and (self.modality_dims is None or self.sde is None):
+            raise ValueError("prediction='v' needs modality_dims and sde")
         self.time_embed = MultiTimeEmbedding(num_modalities, time_embed)
         self.input_proj = nn.Linear(latent_dim, width)
         self.blocks = nn.ModuleList(
@@ -103,15 +134,18 @@ class ScoreNet(nn.Module):
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
 
-    def config(self) -> dict[str, int]:
+    def config(self) -> dict[str, Any]:
         """Constructor arguments, to rebuild the network (e.g. next to a safetensors file)."""
-        return {
+        config: dict[str, Any] = {
             "latent_dim": self.latent_dim,
             "num_modalities": self.num_modalities,
             "width": self.width,
             "blocks": self.num_blocks,
             "time_embed": self.time_embed_dim,
         }
+        if self.prediction != "eps":
+            config.update(prediction=self.prediction, modality_dims=list(self.modality_dims), sde=self.sde_args)
+        return config
 
     def forward(self, x: Tensor, tau: Tensor) -> Tensor:
         if x.ndim != 2 or x.shape[-1] != self.latent_dim:
@@ -125,4 +159,9 @@ class ScoreNet(nn.Module):
         h = h0
         for block in self.blocks:
             h = block(h, temb)
-        return self.output(self.out_act(self.out_norm(h + h0)))
+        out = self.output(self.out_act(self.out_norm(h + h0)))
+        if self.prediction == "eps":
+            return out
+        tau_dims = torch.repeat_interleave(tau.to(x.dtype), torch.tensor(self.modality_dims, device=x.device),
+                                           dim=1, output_size=self.latent_dim)  # (B, D)
+        return self.sde.alpha(tau_dims) * out + self.sde.sigma(tau_dims) * x

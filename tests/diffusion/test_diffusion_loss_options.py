@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmlatent.diffusion import VPSDE, LatentLayout, masked_multitime_loss, masked_multitime_loss_terms
+from mmlatent.diffusion import VPSDE, LatentLayout, ScoreNet, masked_multitime_loss, masked_multitime_loss_terms
 
 SDE = VPSDE()
 LAYOUT = LatentLayout([2, 3, 4], names=["a", "b", "c"])
@@ -140,7 +140,32 @@ def test_weightings():
     min_snr = masked_multitime_loss_terms(Recorder(), z, SDE, LAYOUT, d=0.0, t=t, weighting="min_snr")
     snr = torch.exp(SDE.log_snr(t.double()))
     torch.testing.assert_close(min_snr.weight.double(), torch.clamp(5.0 / snr, max=1.0).float().double())
+    v = masked_multitime_loss_terms(Recorder(), z, SDE, LAYOUT, d=0.0, t=t, weighting="v")
+    torch.testing.assert_close(v.weight.double(), 1.0 / SDE.alpha(t.double()) ** 2)
     with pytest.raises(ValueError, match="weighting"):
         masked_multitime_loss(Recorder(), z, SDE, LAYOUT, weighting="snr")
     with pytest.raises(ValueError, match="t_sampling"):
         masked_multitime_loss(Recorder(), z, SDE, LAYOUT, t_sampling="cosine")
+
+
+def test_v_weighting_of_a_v_predicting_network_is_the_v_prediction_loss():
+    """eps_hat - eps = alpha (v_hat - v): with w = 1 / alpha^2 the loss is Omega * sum (v_hat - v)^2 over the
+    diffused dims, v = alpha eps - sigma z (Salimans & Ho 2022), at every time including t near T."""
+    torch.manual_seed(0)
+    net = ScoreNet(9, 3, width=16, blocks=1, time_embed=8, prediction="v", modality_dims=LAYOUT.dims,
+                   sde={"beta_min": SDE.beta_min, "beta_max": SDE.beta_max, "T": SDE.T})
+    torch.nn.init.normal_(net.output.weight)
+    z, noise = torch.randn(5, 9), torch.randn(5, 9)
+    t = torch.tensor([1e-3, 0.2, 0.5, 0.8, 1.0])
+    given = torch.tensor([[False, False, False], [True, False, False], [False, True, True],
+                          [False, False, True], [True, True, False]])
+    terms = masked_multitime_loss_terms(net, z, SDE, LAYOUT, t=t, noise=noise, given=given, weighting="v")
+    a, s = SDE.alpha(t)[:, None], SDE.sigma(t)[:, None]
+    x = torch.where(LAYOUT.modality_mask(given), z, a * z + s * noise)
+    tau = torch.where(given, 0.0, t[:, None])
+    outputs = {}
+    net.output.register_forward_hook(lambda module, args, out: outputs.update(v_hat=out))
+    net(x, tau)
+    diffused = ~LAYOUT.modality_mask(given)
+    expected = terms.omega * ((outputs["v_hat"] - (a * noise - s * z)) ** 2 * diffused).sum(1)
+    torch.testing.assert_close(terms.per_sample, expected, rtol=1e-4, atol=1e-5)

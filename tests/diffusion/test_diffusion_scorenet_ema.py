@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmlatent.diffusion import EMA, ScoreNet
+from mmlatent.diffusion import EMA, VPSDE, ScoreNet
 
 
 def test_scorenet_shapes_zero_output_and_time_dependence():
@@ -31,6 +31,31 @@ def test_scorenet_rejects_wrong_shapes():
         net(torch.zeros(3, 5), torch.zeros(3, 2))
     with pytest.raises(ValueError, match="tau must be"):
         net(torch.zeros(3, 4), torch.zeros(3, 3))
+
+
+def test_v_prediction_returns_the_noise_per_modality_time():
+    """eps_hat = alpha(tau_i) v_hat + sigma(tau_i) x on modality i's dims; given dims (tau = 0) get v_hat."""
+    torch.manual_seed(0)
+    sde = VPSDE(0.1, 20.0)
+    net = ScoreNet(10, 3, width=32, blocks=2, time_embed=16, prediction="v", modality_dims=(3, 5, 2),
+                   sde={"beta_min": 0.1, "beta_max": 20.0, "T": 1.0})
+    torch.nn.init.normal_(net.output.weight)
+    plain = ScoreNet(10, 3, width=32, blocks=2, time_embed=16)
+    plain.load_state_dict(net.state_dict())  # the same layers: the plain network outputs v_hat
+    x = torch.randn(3, 10)
+    tau = torch.tensor([[0.0, 0.5, 0.5], [0.3, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    v_hat = plain(x, tau)
+    tau_dims = tau.repeat_interleave(torch.tensor([3, 5, 2]), dim=1)
+    torch.testing.assert_close(net(x, tau), sde.alpha(tau_dims) * v_hat + sde.sigma(tau_dims) * x)
+    assert torch.equal(net(x, tau)[0, :3], v_hat[0, :3])  # a given modality: alpha = 1, sigma = 0
+    rebuilt = ScoreNet(**net.config())
+    rebuilt.load_state_dict(net.state_dict())
+    assert torch.equal(rebuilt(x, tau), net(x, tau))
+    assert "prediction" not in plain.config()  # eps networks keep their stored config
+    with pytest.raises(ValueError, match="needs modality_dims and sde"):
+        ScoreNet(10, 3, prediction="v")
+    with pytest.raises(ValueError, match="summing to 10"):
+        ScoreNet(10, 3, prediction="v", modality_dims=(3, 5, 3), sde={})
 
 
 def test_ema_tracks_the_exponential_average_and_round_trips():
