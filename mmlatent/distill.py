@@ -1,12 +1,17 @@
 """Few-step students: distil a run's EMA score network into a network that samples in <= 8 NFE.
 
-``mmlatent distill RUN [--steps-student K] [--iterations N] [--method progressive|consistency]
+``mmlatent distill RUN [--steps-student K] [--iterations N] [--method progressive|consistency] [--guided]
 [--out NAME]`` writes ``RUN/students/NAME.safetensors`` (the student's weights) and
 ``RUN/students/NAME.json`` (its step count, grid, method and settings); then::
 
     mmlatent sample RUN --sampler student:NAME --out DIR
     mmlatent evaluate RUN --sampler student:NAME
     MLDPipeline.load(RUN).generate(n=16, given={...}, sampler="student:NAME")
+
+``--guided`` distils the recipe sampler's guidance (its weights, ``combine_guidance``,
+``joint_guidance``, ``guidance_interval``) instead of the plain network: the teacher's noise
+prediction is :class:`GuidedTeacher` (the sampler's own guided stack, per row time), so the student
+samples guided at K NFE without guidance branches.
 
 The student keeps ANY-SUBSET conditioning: it is the same network as the teacher (the masked
 multi-time ScoreNet, initialised from the teacher's EMA weights), trained on conditioning sets drawn
@@ -61,6 +66,7 @@ from mmlatent.diffusion import (
     multitime_vector,
     sample_given_mask,
 )
+from mmlatent.diffusion.guidance import MaskedEpsModel
 from mmlatent.diffusion.schedules import time_grid
 from mmlatent.errors import UserError, run_command
 from mmlatent.latents import LatentStats, load_latents
@@ -93,6 +99,42 @@ METHODS = ("progressive", "consistency")
 MAX_STUDENT_STEPS = 8
 
 EpsModel = Callable[[Tensor, Tensor], Tensor]
+
+
+GUIDANCE_OPTIONS = ("combine_guidance", "joint_guidance", "guidance_interval")
+
+
+class GuidedTeacher:
+    """The guided noise prediction of a sampling plan as an ``eps(x (B, D), tau (B, M))`` callable.
+
+    Rows carry their own times and conditioning sets (tau_i = 0: modality i given, its dims of ``x``
+    the clean latent); the rows sharing a time go through the sampler's own stack,
+    :func:`~mmlatent.diffusion.guidance.MaskedEpsModel` (:class:`~mmlatent.diffusion.guidance.Guided`
+    with the plan's weights, ``combine_guidance``, ``joint_guidance`` and ``guidance_interval``), so a
+    student distilled from it learns exactly what the guided sampler evaluates.
+    """
+
+    def __init__(self, net: EpsModel, sde: VPSDE, layout: LatentLayout, guidance: dict[str, float],
+                 options: dict[str, Any], generator: torch.Generator | None = None):
+        self.net, self.sde, self.layout, self.generator = net, sde, layout, generator
+        self.guidance = dict(guidance)
+        self.options = {key: options[key] for key in GUIDANCE_OPTIONS if options.get(key) is not None}
+
+    def __call__(self, x: Tensor, tau: Tensor) -> Tensor:
+        given = tau == 0  # (B, M)
+        t = tau.amax(1)  # (B,) the time of the diffused modalities
+        out = torch.empty_like(x)
+        for time_value in t.unique():
+            rows = torch.nonzero(t == time_value).flatten()
+            denoiser = MaskedEpsModel(self.net, self.sde, self.layout, given[rows], x[rows],
+                                      guidance=self.guidance, generator=self.generator, **self.options)
+            out[rows] = denoiser.eps(x[rows], float(time_value))
+        return out
+
+    def record(self) -> dict[str, Any]:
+        """The guidance the student was distilled with (its record's ``guidance``)."""
+        return {"weights": self.guidance, **{k: (list(v) if isinstance(v, tuple) else v)
+                                             for k, v in self.options.items()}}
 
 
 # ------------------------------------------------------------------------------------ settings
@@ -361,10 +403,13 @@ def fidelity(teacher: EpsModel, student: EpsModel, data: Tensor, sde: VPSDE, lay
 # -------------------------------------------------------------------------------- run command
 def distill_run(run_dir: str | Path, config: DistillConfig | None = None, name: str | None = None,
                 device: str = "cpu", progress: bool = True, overwrite: bool = False, eta: float = 0.0,
-                log: Callable[[str], None] | None = print) -> dict[str, Any]:
+                log: Callable[[str], None] | None = print, guided: bool = False) -> dict[str, Any]:
     """Distil the EMA score network of the run at ``run_dir``; saves and returns the student's record.
 
     ``eta``: the DDIM eta the student samples with by default (stored in its record).
+    ``guided``: distil the recipe sampler's guidance (:class:`GuidedTeacher` with the weights and
+    guidance options of the recipe's ``sampling`` section) instead of the plain network; the student
+    then samples guided at K NFE, without guidance branches of its own.
 
     ``config.d`` is replaced by the run's recipe value. Raises FileNotFoundError (no run),
     CheckpointError (missing or corrupt run files, no cached latents) or ValueError (bad settings).
@@ -396,8 +441,17 @@ def distill_run(run_dir: str | Path, config: DistillConfig | None = None, name: 
     data = stats.concat(cached, pipe.names).to(device)
     if data.shape[0] == 0:
         raise CheckpointError(f"the latent cache {run.latents('train')} is empty")
-    teacher = pipe.score_net.eval()
-    student = copy.deepcopy(teacher).requires_grad_(True)
+    network = pipe.score_net.eval()
+    student = copy.deepcopy(network).requires_grad_(True)
+    teacher: EpsModel = network
+    guidance = None
+    if guided:
+        plan = pipe.plan()
+        if not plan.guidance:
+            raise ValueError("the recipe's sampler has no guidance to distil (sampling.guidance is empty)")
+        teacher = GuidedTeacher(network, pipe.sde, pipe.layout, dict(plan.guidance), dict(plan.options),
+                                generator=torch.Generator(device=device).manual_seed(config.seed + 1))
+        guidance = teacher.record()
     started = time.perf_counter()
     history = DISTILLERS[config.method](teacher, student, data, pipe.sde, pipe.layout, config,
                                         progress=progress, log=log)
@@ -420,6 +474,7 @@ def distill_run(run_dir: str | Path, config: DistillConfig | None = None, name: 
         "latent_dim": pipe.layout.total_dim,
         "modalities": pipe.names,
         "config": student.config(),
+        "guidance": guidance,
         "seconds": round(seconds, 1),
         "device": str(device),
     }
@@ -450,6 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="DDIM eta the student samples with by default: 0 (default) follows the distilled "
                              "deterministic map; 1 re-noises like DDPM (more coherent, higher Frechet "
                              "distances at 8 steps on the quickstart)")
+    parser.add_argument("--guided", action="store_true",
+                        help="distil the recipe sampler's guidance (its weights, combine_guidance, joint_guidance, "
+                             "guidance_interval) into the student: guided samples at K NFE")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing student of that name")
@@ -481,13 +539,13 @@ def _distill_command(args: argparse.Namespace) -> int:
         # one writer per run; a signal stops at once (a student is only written when finished)
         with RunLock(args.run, "distill"), StopSignals():
             info = distill_run(args.run, config, name=args.out, device=device, progress=not args.no_progress,
-                               overwrite=args.overwrite, eta=args.eta)
+                               overwrite=args.overwrite, eta=args.eta, guided=args.guided)
     except (ValueError, FileNotFoundError, FloatingPointError) as error:
         raise UserError(str(error)) from error
     folder = students_dir(args.run)
     check = info["fidelity"]
     print(f"student {info['name']!r}: {info['method']}, {info['steps']} steps ({info['nfe']} NFE per sample), "
-          f"{info['seconds']} s")
+          f"{'guided, ' if info['guidance'] else ''}{info['seconds']} s")
     print(f"  RMS distance to the teacher's {info['teacher_steps']}-step DDIM sample: student "
           f"{check['student_rms']:.4f}, teacher at {info['steps']} steps {check['teacher_same_steps_rms']:.4f}")
     print(f"  wrote {folder / (info['name'] + '.safetensors')} and {folder / (info['name'] + '.json')}")

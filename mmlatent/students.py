@@ -66,7 +66,8 @@ class Student:
             raise ValueError(f"student {self.name!r} was distilled for {self.steps} steps, not {steps}; "
                              f"leave the steps unset (or distil another one with --steps-student {steps})")
         if options.pop("guidance", None):
-            raise ValueError(f"student {self.name!r} samples without guidance (it was distilled unguided)")
+            raise ValueError(f"student {self.name!r} samples without guidance branches (it was distilled "
+                             + ("with the recipe's guidance built in)" if self.info.get("guidance") else "unguided)"))
         options.pop("denoise_final", None)  # the grid ends at t = 0: the last step lands on the sample
         options.setdefault("eta", float(self.info.get("eta", 0.0)))
         # The engine's clipping of the clean-signal estimate stays on (its default): a big student

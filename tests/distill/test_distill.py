@@ -266,3 +266,40 @@ def test_cli_errors(tiny_run: Path, tmp_path: Path, capsys):
     assert "2^R" in capsys.readouterr().err
     assert cli_main(["distill", str(tiny_run), "--out", "../x", "--no-progress"]) == 2
     assert "invalid student name" in capsys.readouterr().err
+
+
+def test_guided_teacher_is_the_samplers_guided_eps_per_time():
+    """Rows at two times and three conditioning sets: each time's rows get exactly what the sampler's
+    guided stack (MaskedEpsModel with the same weights and options) computes at that time."""
+    from mmlatent.diffusion.guidance import MaskedEpsModel
+    from mmlatent.distill import GuidedTeacher
+
+    torch.manual_seed(0)
+    layout = LatentLayout([2, 3, 1], names=["a", "b", "c"])
+    net = ScoreNet(6, 3, width=16, blocks=1, time_embed=8)
+    torch.nn.init.normal_(net.output.weight)
+    given = torch.tensor([[True, False, False], [False, True, True], [False, False, False], [True, False, False]])
+    t = torch.tensor([0.3, 0.3, 0.3, 0.7])
+    x = torch.randn(4, 6)
+    tau = torch.where(given, torch.zeros(()), t[:, None])
+    guidance, options = {"a": 2.0, "b": 1.0}, {"combine_guidance": True, "joint_guidance": {"a": 3.0},
+                                               "guidance_interval": (0.0, 0.5), "eta": 1.0}
+    teacher = GuidedTeacher(net, SDE, layout, guidance, options, generator=torch.Generator().manual_seed(5))
+    got = teacher(x, tau)
+    generator = torch.Generator().manual_seed(5)
+    stack = {k: v for k, v in options.items() if k != "eta"}
+    for value, rows in ((0.3, [0, 1, 2]), (0.7, [3])):
+        expected = MaskedEpsModel(net, SDE, layout, given[rows], x[rows], guidance=guidance, generator=generator,
+                                  **stack).eps(x[rows], value)
+        assert torch.equal(got[rows], expected)
+    plain = net(x, tau)
+    assert not torch.allclose(got[:3], plain[:3])  # guided inside the interval (joint row 2 by modality a)
+    torch.testing.assert_close(got[3], plain[3])  # t = 0.7 is outside the guidance interval
+    assert teacher.record() == {"weights": guidance, "combine_guidance": True, "joint_guidance": {"a": 3.0},
+                                "guidance_interval": [0.0, 0.5]}
+
+
+def test_guided_distillation_needs_guidance_in_the_recipe(tiny_run: Path, capsys):
+    assert cli_main(["distill", str(tiny_run), "--guided", "--steps-student", "2", "--teacher-steps", "4",
+                     "--iterations", "2", "--no-progress"]) == 2
+    assert "no guidance to distil" in capsys.readouterr().err
