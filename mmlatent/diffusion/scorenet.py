@@ -28,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
+from .masking import LatentLayout
 from .sde import VPSDE
 
 __all__ = ["ScoreNet", "ResidualBlock", "MultiTimeEmbedding"]
@@ -119,10 +119,11 @@ class ScoreNet(nn.Module):
                                                or sum(self.modality_dims) != latent_dim):
             raise ValueError(f"modality_dims must be {num_modalities} sizes summing to {latent_dim}, "
                              f"got {self.modality_dims}")
-        self.sde_args = None if sde is None else {k: float(v) for k, v in sde.items()}
-        self.sde = None if sde is None else VPSDE(**self.sde_args)
+        self.sde = None if sde is None else VPSDE(**sde)
         if prediction == "v" and (self.modality_dims is None or self.sde is None):
             raise ValueError("prediction='v' needs modality_dims and sde")
+        # (B, M) per-modality times -> (B, D) per-dimension values, with a cached index per device
+        self.layout = None if self.modality_dims is None else LatentLayout(self.modality_dims)
         self.time_embed = MultiTimeEmbedding(num_modalities, time_embed)
         self.input_proj = nn.Linear(latent_dim, width)
         self.blocks = nn.ModuleList(
@@ -144,7 +145,8 @@ class ScoreNet(nn.Module):
             "time_embed": self.time_embed_dim,
         }
         if self.prediction != "eps":
-            config.update(prediction=self.prediction, modality_dims=list(self.modality_dims), sde=self.sde_args)
+            sde = {"beta_min": self.sde.beta_min, "beta_max": self.sde.beta_max, "T": self.sde.T}
+            config.update(prediction=self.prediction, modality_dims=list(self.modality_dims), sde=sde)
         return config
 
     def forward(self, x: Tensor, tau: Tensor) -> Tensor:
@@ -162,6 +164,6 @@ class ScoreNet(nn.Module):
         out = self.output(self.out_act(self.out_norm(h + h0)))
         if self.prediction == "eps":
             return out
-        tau_dims = torch.repeat_interleave(tau.to(x.dtype), torch.tensor(self.modality_dims, device=x.device),
-                                           dim=1, output_size=self.latent_dim)  # (B, D)
-        return self.sde.alpha(tau_dims) * out + self.sde.sigma(tau_dims) * x
+        tau = tau.to(x.dtype)
+        alpha, sigma = self.layout.expand(self.sde.alpha(tau)), self.layout.expand(self.sde.sigma(tau))  # (B, D)
+        return alpha * out + sigma * x
