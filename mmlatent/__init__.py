@@ -4,6 +4,7 @@ Public names for plugin authors and users. Importing ``mmlatent`` loads no plugi
 loaded on first use (``mmlatent.plugins.get_registry()``).
 """
 
+from mmlatent.families import ModelSpec
 from mmlatent.hookspecs import hookimpl
 from mmlatent.modality import (
     Autoencoder,
@@ -20,6 +21,7 @@ __all__ = [
     "MLDPipeline",
     "Modality",
     "ModalitySpec",
+    "ModelSpec",
     "NoOptions",
     "__version__",
     "hookimpl",

@@ -26,6 +26,7 @@ __all__ = [
     "CheckpointError",
     "atomic_write_text",
     "load_json",
+    "load_metadata",
     "load_tensors",
     "load_training_checkpoint",
     "save_json",
@@ -120,9 +121,17 @@ def load_tensors(path: str | Path, what: str = "weights") -> dict[str, Tensor]:
         raise CheckpointError(f"corrupt {what}: {path} ({error})") from None
 
 
-def _read_metadata(path: Path) -> dict[str, str]:
-    with safe_open(str(path), framework="pt") as handle:
-        return dict(handle.metadata() or {})
+def load_metadata(path: str | Path, what: str = "weights") -> dict[str, str]:
+    """The string metadata of a safetensors file (``save_tensors(..., metadata)``); a missing or
+    corrupt file raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"missing {what}: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"corrupt {what}: {path} ({error})") from None
 
 
 def save_training_checkpoint(path: str | Path, modules: Mapping[str, torch.nn.Module],
@@ -154,7 +163,7 @@ def load_training_checkpoint(path: str | Path, modules: Mapping[str, torch.nn.Mo
     path = Path(path)
     tensors = load_tensors(path, "checkpoint")
     try:
-        meta = _read_metadata(path)
+        meta = load_metadata(path, "checkpoint")
         state = json.loads(meta["state"])
         optim_meta = json.loads(meta["optimizers"])
     except (KeyError, ValueError) as error:

@@ -135,7 +135,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return validate_command(args.recipe, args.overrides)
     if args.command == "sample":
-        from mmlatent.pipeline import sample_command
+        from mmlatent.sample import sample_command
 
         return sample_command(args)
     if args.command == "evaluate":

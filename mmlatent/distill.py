@@ -69,7 +69,9 @@ from mmlatent.diffusion import (
 from mmlatent.diffusion.guidance import MaskedEpsModel
 from mmlatent.diffusion.schedules import time_grid
 from mmlatent.errors import UserError, run_command
+from mmlatent.families import DEFAULT_FAMILY
 from mmlatent.latents import LatentStats, load_latents
+from mmlatent.model import load_run_recipe
 from mmlatent.pipeline import MLDPipeline
 from mmlatent.rundir import RunDir, check_run_path, is_run_directory
 from mmlatent.runlock import RunLock
@@ -420,6 +422,10 @@ def distill_run(run_dir: str | Path, config: DistillConfig | None = None, name: 
     run = RunDir(run_dir)
     if not run.root.is_dir():
         raise FileNotFoundError(f"no run directory at {run.root}")
+    _, recipe = load_run_recipe(run.root)
+    if recipe.model.family != DEFAULT_FAMILY:
+        raise ValueError(f"{run.root} is a run of model family {recipe.model.family!r}: only MLD runs "
+                         "have a score network to distil")
     name = check_student_name(name or f"{config.method}-{config.steps}")
     if (students_dir(run.root) / f"{name}.json").exists() and not overwrite:
         raise ValueError(f"student {name!r} already exists in {students_dir(run.root)}: "

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import pluggy
 
+from mmlatent.families import ModelSpec
 from mmlatent.modality import DatasetSpec, ModalitySpec
 
 PROJECT_NAME = "mmlatent"
@@ -42,3 +43,8 @@ def register_modalities(register: Callable[[ModalitySpec], None]) -> None:
 @hookspec
 def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     """Register datasets: call ``register(DatasetSpec(...))`` once per dataset."""
+
+
+@hookspec
+def register_models(register: Callable[[ModelSpec], None]) -> None:
+    """Register model families: call ``register(ModelSpec(...))`` once per family (``model.family``)."""

@@ -43,6 +43,7 @@ import pluggy
 from pydantic import BaseModel
 
 from mmlatent import builtin, hookspecs
+from mmlatent.families import ModelSpec
 from mmlatent.modality import DatasetSpec, Modality, ModalitySpec
 from mmlatent.version import __version__
 
@@ -66,13 +67,18 @@ ENV_LOAD_PLUGINS = "MMLATENT_LOAD_PLUGINS"
 ENV_STRICT_PLUGINS = "MMLATENT_STRICT_PLUGINS"
 
 #: The register-callback hooks, in the order they are called; (hook name, what it registers).
-_HOOKS = (("register_modalities", "modality kind"), ("register_datasets", "dataset"))
+_HOOKS = (("register_modalities", "modality kind"), ("register_datasets", "dataset"),
+          ("register_models", "model family"))
+
+#: What each kind of registration is: (spec class, Registry table, PluginInfo list, name attribute).
+_KINDS = {"modality kind": (ModalitySpec, "modalities", "kind"), "dataset": (DatasetSpec, "datasets", "name"),
+          "model family": (ModelSpec, "models", "name")}
 
 
 class PluginLookupError(LookupError):
-    """A modality kind or dataset name that no loaded plugin provides (or that two provide).
+    """A modality kind, dataset or model family that no loaded plugin provides (or that two provide).
 
-    ``what`` is ``"modality kind"`` or ``"dataset"``, ``name`` the name asked for, ``installed``
+    ``what`` is ``"modality kind"``, ``"dataset"`` or ``"model family"``, ``name`` the name asked for, ``installed``
     the names that are available, ``providers`` the distributions claiming ``name`` when it is
     ambiguous (empty otherwise).
     """
@@ -121,6 +127,7 @@ class PluginInfo:
     version: str
     modalities: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
     error: str | None = None
     entry_points: list[str] = field(default_factory=list)
 
@@ -138,6 +145,7 @@ class PluginInfo:
             "version": self.version,
             "modalities": list(self.modalities),
             "datasets": list(self.datasets),
+            "models": list(self.models),
             "error": self.error,
         }
 
@@ -160,6 +168,7 @@ class Registry:
         self.plugin_manager = plugin_manager
         self.modalities: dict[str, ModalitySpec] = {}
         self.datasets: dict[str, DatasetSpec] = {}
+        self.models: dict[str, ModelSpec] = {}
         self.plugins: list[PluginInfo] = []
         #: (what, name) -> distributions that registered it more than once ("dist version").
         self.conflicts: dict[tuple[str, str], list[str]] = {}
@@ -177,6 +186,18 @@ class Registry:
         if name in self.datasets:
             return self.datasets[name]
         raise self._lookup_error("dataset", name, sorted(self.datasets))
+
+    def model(self, family: str) -> ModelSpec:
+        """The :class:`~mmlatent.families.ModelSpec` of model ``family``; :class:`PluginLookupError`
+        names what is installed."""
+        if family in self.models:
+            return self.models[family]
+        raise self._lookup_error("model family", family, sorted(self.models))
+
+    def provider_of_model(self, family: str) -> Provider:
+        """Distribution name and version of the plugin that registered model ``family``."""
+        self.model(family)
+        return self._providers[("model family", family)].provider
 
     def provider_of_modality(self, kind: str) -> Provider:
         """Distribution name and version of the plugin that registered modality ``kind``."""
@@ -338,8 +359,9 @@ class _Loader:
 
     def claim(self, info: PluginInfo, what: str, name: str, spec: Any) -> None:
         key = (what, name)
-        table = self.registry.modalities if what == "modality kind" else self.registry.datasets
-        names = info.modalities if what == "modality kind" else info.datasets
+        _, attribute, _ = _KINDS[what]
+        table = getattr(self.registry, attribute)
+        names = getattr(info, attribute)
         claimants = self._claims.setdefault(key, [])
         if any(c is info for c in claimants):
             self.fail(info, DuplicateNameError(f"{what} {name!r} is registered twice by {info.name} {info.version}"))
@@ -362,19 +384,21 @@ class _Loader:
 
 
 class DuplicateNameError(ValueError):
-    """Two plugin distributions (or one, twice) register the same modality kind or dataset name."""
+    """Two plugin distributions (or one, twice) register the same modality kind, dataset or model family."""
 
 
 def _check_spec(spec: Any, what: str) -> str:
     """Validate what a plugin passed to ``register``; returns its name."""
-    expected = ModalitySpec if what == "modality kind" else DatasetSpec
+    expected, _, name_attribute = _KINDS[what]
     if not isinstance(spec, expected):
         raise TypeError(f"register() expects a {expected.__name__}, got {type(spec).__name__}")
-    name = spec.kind if isinstance(spec, ModalitySpec) else spec.name
+    name = getattr(spec, name_attribute)
     if isinstance(spec, ModalitySpec) and not (isinstance(spec.modality, type) and issubclass(spec.modality, Modality)):
         raise TypeError(f"{what} {name!r}: ModalitySpec.modality must be a Modality subclass, got {spec.modality!r}")
     if isinstance(spec, DatasetSpec) and not (callable(spec.build) and callable(spec.fields)):
         raise TypeError(f"{what} {name!r}: DatasetSpec.build and DatasetSpec.fields must be callables")
+    if isinstance(spec, ModelSpec) and not (callable(spec.train) and callable(spec.load)):
+        raise TypeError(f"{what} {name!r}: ModelSpec.train and ModelSpec.load must be callables")
     if not (isinstance(spec.options, type) and issubclass(spec.options, BaseModel)):
         raise TypeError(f"{what} {name!r}: options must be a pydantic model class, got {spec.options!r}")
     if not isinstance(name, str) or not name or name != name.strip() or any(c.isspace() for c in name):
@@ -474,13 +498,14 @@ def get_registry(reload: bool = False) -> Registry:
 # ------------------------------------------------------------------------------------ the command
 def format_table(plugins: Sequence[PluginInfo]) -> str:
     """The human listing of ``mmlatent plugins``."""
-    header = ("PLUGIN", "VERSION", "MODALITIES", "DATASETS", "STATUS")
+    header = ("PLUGIN", "VERSION", "MODALITIES", "DATASETS", "MODELS", "STATUS")
     rows = [
         (
             p.name,
             p.version,
             ", ".join(p.modalities) or "-",
             ", ".join(p.datasets) or "-",
+            ", ".join(p.models) or "-",
             "ok" if p.error is None else "error",
         )
         for p in plugins

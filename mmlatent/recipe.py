@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from mmlatent.diffusion.sampling import check_sampler_options
+from mmlatent.families import DEFAULT_FAMILY
 from mmlatent.plugins import PluginLookupError, get_registry
 
 __all__ = [
@@ -246,6 +247,21 @@ class EvaluationConfig(_Strict):
     samples: int = Field(default=64, gt=0, description="samples per rendered grid")
 
 
+class ModelConfig(_Strict):
+    """``model:`` which model family trains on the recipe's modalities (default: MLD)."""
+
+    family: str = Field(default=DEFAULT_FAMILY, min_length=1,
+                        description="a model family registered by an installed plugin: `mld` (the default, "
+                                    "configured by `diffusion` and `sampling`), or e.g. the VAE baselines of "
+                                    "mmlatent-baselines (`mvae`, `mmvae`, `mopoe`, `nexus`, `mvtcae`)")
+    options: dict[str, Any] = Field(default_factory=dict, description="the family's options, validated by its "
+                                                                    "plugin (empty for `mld`)")
+
+    @property
+    def is_default(self) -> bool:
+        return self.family == DEFAULT_FAMILY and not self.options
+
+
 class Recipe(_Strict):
     """A whole recipe (the top level of the YAML file)."""
 
@@ -259,6 +275,7 @@ class Recipe(_Strict):
     diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig, description="the diffusion model")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="the default sampler")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="the evaluation")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the model family (default: MLD)")
 
     @field_validator("name")
     @classmethod
@@ -274,7 +291,10 @@ class Recipe(_Strict):
         return self.modalities[name].field or name
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        """The resolved recipe as YAML (without a default ``model`` section: a run of a recipe
+        written before model families existed resolves to the same text)."""
+        return yaml.safe_dump(self.model_dump(mode="json", exclude={"model"} if self.model.is_default else None),
+                              sort_keys=False)
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -476,6 +496,18 @@ def _plugin_errors(recipe: Recipe) -> list[tuple[str, str]]:
             modality.options = spec.options.model_validate(modality.options).model_dump(mode="json")
         except ValidationError as error:
             errors += _pydantic_errors(error, f"modalities.{name}.options")
+    try:
+        family = registry.model(recipe.model.family)
+        options = family.validate_options(recipe.model.options)
+        recipe.model.options = options.model_dump(mode="json")
+        if family.check is not None:
+            family.check(recipe, options)
+    except PluginLookupError as error:
+        errors.append(("model.family", str(error)))
+    except ValidationError as error:
+        errors += _pydantic_errors(error, "model.options")
+    except ValueError as error:  # the family's check of its options against the rest of the recipe
+        errors.append(("model", str(error)))
     try:
         dataset = registry.dataset(recipe.data.dataset)
     except PluginLookupError as error:

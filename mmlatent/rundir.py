@@ -26,7 +26,7 @@ __all__ = ["RUN_ENTRIES", "RunDir", "RunPathError", "check_run_path", "clear_run
 RUN_ENTRIES = frozenset({
     "recipe.yaml", "plugins.json", "state.json", "manifest.json", "modalities", "autoencoders", "latents",
     "latent_stats.safetensors", "score_net.safetensors", "checkpoints", "curves", "history.json", "train.log",
-    "samples", "classifiers", "metrics.json", "report.md", "students", ".lock",
+    "samples", "classifiers", "metrics.json", "report.md", "students", "model", ".lock",
 })
 #: Longest file name component accepted for a run directory (file systems allow 255 bytes).
 MAX_NAME_BYTES = 200
@@ -85,6 +85,10 @@ class RunDir:
     @property
     def score_net(self) -> Path:
         return self.root / "score_net.safetensors"
+
+    def model_weights(self, name: str) -> Path:
+        """Weights of a model family other than MLD (``RUN/model/<name>.safetensors``)."""
+        return self.root / "model" / f"{name}.safetensors"
 
     @property
     def checkpoints(self) -> Path:

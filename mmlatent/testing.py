@@ -31,6 +31,14 @@ keys are rejected; that it declares at least the "train" and "test" splits and i
 that every split builds and its items are dicts carrying the declared fields (and an int "label"
 when ``has_labels``).
 
+:class:`ModelFamilyContract` checks that a model family (``model.family``) is registered and
+listed; that an unknown option is rejected in a recipe; and, on a tiny recipe of yours trained
+for a few steps by ``mmlatent train``, that the run loads through :func:`mmlatent.model.load_model`
+as a :class:`~mmlatent.model.GenerativeModel`, generates every modality jointly and from each
+single given modality with the right shapes (the given batch returned as given), is reproducible
+by seed, comes back identical when loaded again (weights round trip), renders files and is
+evaluated by ``evaluate_run``.
+
 :func:`untrained_pipeline` builds an ``MLDPipeline`` over untrained networks from a recipe, for
 tests of the Python API (``generate(given=...)``, ``encode``) with your modality.
 
@@ -59,7 +67,7 @@ from mmlatent.pipeline import MLDPipeline
 from mmlatent.plugins import get_registry, plugins_command
 from mmlatent.recipe import parse_recipe
 
-__all__ = ["DatasetContract", "ModalityContract", "untrained_pipeline"]
+__all__ = ["DatasetContract", "ModalityContract", "ModelFamilyContract", "untrained_pipeline"]
 
 _UNKNOWN_KEY = "no_such_option_for_the_contract_test"
 
@@ -336,3 +344,98 @@ class DatasetContract:
                     assert isinstance(label, numbers.Integral) and not isinstance(label, bool), (
                         f"split {split!r}: item {i} needs an int 'label', got {label!r}"
                     )
+
+
+class ModelFamilyContract:
+    """Shared tests of one model family. Set ``family`` (and ``options``) and implement
+    :meth:`make_recipe`: a raw recipe mapping over small data that trains in seconds (its
+    ``model`` section is set from ``family`` and ``options``)."""
+
+    #: The family name (as recipes spell it in ``model.family``).
+    family: ClassVar[str] = ""
+    #: Valid ``model.options`` for the tiny run (keep the training to a few steps).
+    options: ClassVar[dict[str, Any]] = {}
+
+    def make_recipe(self, tmp_path: Path) -> dict[str, Any]:
+        """A raw recipe mapping (without ``model``); may write small data files under ``tmp_path``."""
+        raise NotImplementedError("ModelFamilyContract subclasses implement make_recipe(tmp_path)")
+
+    # ------------------------------------------------------------------------------- helpers
+    def recipe(self, tmp_path: Path) -> dict[str, Any]:
+        raw = dict(self.make_recipe(tmp_path))
+        raw["model"] = {"family": self.family, "options": dict(self.options)}
+        return raw
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def trained_run(cls, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        """The tiny recipe trained by ``mmlatent train`` (once per test class)."""
+        import yaml
+
+        from mmlatent.train import main as train_main
+
+        root = tmp_path_factory.mktemp(f"family-{cls.family}")
+        recipe_path = root / "recipe.yaml"
+        recipe_path.write_text(yaml.safe_dump(cls().recipe(root)), encoding="utf-8")
+        run = root / "run"
+        code = train_main([str(recipe_path), "--output", str(run), "--no-progress", "--no-eval"])
+        assert code == 0, f"mmlatent train of the {cls.family!r} recipe exited with {code}"
+        return run
+
+    # --------------------------------------------------------------------------------- tests
+    def test_family_is_registered(self) -> None:
+        registry = get_registry()
+        spec = registry.model(self.family)
+        assert spec.name == self.family
+        info = registry.plugin(registry.provider_of_model(self.family).name)
+        assert info.error is None, f"plugin {info.name} {info.version} loaded with an error: {info.error}"
+        assert spec.options.model_config.get("extra") == "forbid", "the options model must set extra='forbid'"
+
+    def test_family_is_listed_by_plugins_json(self, capsys: pytest.CaptureFixture[str]) -> None:
+        rows = [row for row in _listed(capsys) if self.family in row["models"]]
+        assert len(rows) == 1, f"model family {self.family!r} listed by {len(rows)} plugins"
+
+    def test_unknown_option_is_rejected_in_a_recipe(self, tmp_path: Path) -> None:
+        from mmlatent.recipe import RecipeError
+
+        raw = self.recipe(tmp_path)
+        assert parse_recipe(raw).model.family == self.family
+        raw["model"]["options"] = {**raw["model"]["options"], _UNKNOWN_KEY: 1}
+        with pytest.raises(RecipeError, match=f"model.options.{_UNKNOWN_KEY}"):
+            parse_recipe(raw)
+
+    def test_the_run_loads_as_a_generative_model_and_generates(self, trained_run: Path, tmp_path: Path) -> None:
+        from mmlatent.diffusion.plan import SamplingPlan
+        from mmlatent.model import GenerativeModel, load_model
+
+        model = load_model(trained_run)
+        assert isinstance(model, GenerativeModel)
+        assert isinstance(model.plan(), SamplingPlan)
+        joint = model.generate(n=3, seed=1)
+        assert set(joint) == set(model.names)
+        test = model.collate([model.dataset("test")[i] for i in range(3)])
+        for name, batch in joint.items():
+            assert batch.shape[0] == 3 and batch.shape[1:] == test[name].shape[1:], name
+        for name in model.names:
+            out = model.generate(given={name: test[name]}, seed=2)
+            assert torch.equal(out[name], model.check_inputs({name: test[name]})[name])
+            for other in model.names:
+                assert out[other].shape == test[other].shape, (name, other)
+        assert model.render(joint, tmp_path / "render", prefix="joint_")
+
+    def test_generation_is_reproducible_and_the_weights_round_trip(self, trained_run: Path) -> None:
+        from mmlatent.model import load_model
+
+        first, again = load_model(trained_run), load_model(trained_run)
+        a, b = first.generate(n=4, seed=3), again.generate(n=4, seed=3)
+        for name in first.names:
+            assert torch.equal(a[name], b[name]), f"{name}: same run, same seed, different samples"
+
+    def test_the_run_is_evaluated(self, trained_run: Path) -> None:
+        from mmlatent.evaluation.command import evaluate_run
+
+        metrics = evaluate_run(trained_run, limit=8, write=False, progress=False,
+                               classifier_settings={"epochs": 1})
+        assert metrics["coherence"], "no coherence was measured"
+        assert all(0.0 <= value <= 1.0 for value in metrics["coherence"].values())
+

@@ -44,8 +44,7 @@ from mmlatent.evaluation.coherence import (
 from mmlatent.evaluation.data import EvaluationError, load_split
 from mmlatent.evaluation.fid import load_inception
 from mmlatent.evaluation.report import write_report
-from mmlatent.model import GenerativeModel
-from mmlatent.pipeline import MLDPipeline
+from mmlatent.model import GenerativeModel, load_model
 from mmlatent.rundir import is_run_directory
 from mmlatent.runlock import RunLock
 
@@ -218,14 +217,14 @@ def evaluate_run(
     sampler settings given here (the plan of :meth:`GenerativeModel.plan`). ``metrics["plan"]``
     records the sampling plan used.
 
-    ``pipeline``: an already loaded ``MLDPipeline`` (or an object with its API); loaded from
+    ``pipeline``: an already loaded model (:class:`GenerativeModel`); loaded with its family's ``load`` from
     ``run_dir`` (on ``device``, default the CPU) when None. ``limit`` defaults to the recipe's ``evaluation.limit``. Raises
     :class:`EvaluationError` when the run cannot be evaluated (no labels, no classifier, ...).
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
     if pipeline is None:
-        pipeline = MLDPipeline.load(run_dir, device=device or "cpu")
+        pipeline = load_model(run_dir, device=device or "cpu")
     if limit is None:
         limit = getattr(_recipe_evaluation(pipeline), "limit", None)
     evaluator, timings = build_evaluator(

@@ -65,18 +65,18 @@ def listed(site: Path, **env: str) -> dict[str, dict]:
     result = run(site, "-m", "mmlatent", "plugins", "--json", env=env)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert all(set(row) == {"name", "version", "modalities", "datasets", "error"} for row in rows)
+    assert all(set(row) == {"name", "version", "modalities", "datasets", "models", "error"} for row in rows)
     return {row["name"]: row for row in rows}
 
 
 def test_plugins_json_lists_builtin_example_and_the_broken_plugin(site):
     rows = listed(site)
     assert rows["mmlatent"] == {"name": "mmlatent", "version": "0.1.0", "modalities": ["vector"],
-                                "datasets": ["tensors"], "error": None}
+                                "datasets": ["tensors"], "models": ["mld"], "error": None}
     assert rows["mmlatent-example"] == {"name": "mmlatent-example", "version": "0.1.0", "modalities": ["category"],
-                                        "datasets": ["remainders"], "error": None}
+                                        "datasets": ["remainders"], "models": [], "error": None}
     assert rows["mmlatent-broken-example"] == {
-        "name": "mmlatent-broken-example", "version": "0.0.1", "modalities": [], "datasets": [],
+        "name": "mmlatent-broken-example", "version": "0.0.1", "modalities": [], "datasets": [], "models": [],
         "error": "RuntimeError: this plugin is broken on purpose"}
 
 

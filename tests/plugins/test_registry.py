@@ -10,6 +10,7 @@ import pluggy
 import pytest
 
 from mmlatent import hookspecs
+from mmlatent.families import ModelSpec
 from mmlatent.modality import DatasetSpec, ModalitySpec
 from mmlatent.plugins import (
     PluginLoadError,
@@ -39,7 +40,7 @@ def info(registry: Registry, name: str):
 
 
 # ------------------------------------------------------------------------------------- the hooks
-HOOKS_TESTED = {"register_modalities", "register_datasets"}
+HOOKS_TESTED = {"register_modalities", "register_datasets", "register_models"}
 
 
 def test_every_hookspec_is_tested_and_documented():
@@ -68,7 +69,67 @@ def test_register_datasets_hook_is_attributed_to_its_distribution(make_plugin):
     assert registry.provider_of_dataset("tensors").name == "mmlatent"
     row = info(registry, "mmlatent-toy").to_dict()
     assert row == {"name": "mmlatent-toy", "version": "1.2.3", "modalities": ["toy"], "datasets": ["toyset"],
-                   "error": None}
+                   "models": [], "error": None}
+
+
+FAMILY = """
+def train(recipe, run_dir, accelerator, **context):
+    raise NotImplementedError
+
+def load(run_dir, device="cpu"):
+    raise NotImplementedError
+
+@mmlatent.hookimpl
+def register_models(register):
+    register(mmlatent.ModelSpec(name="toyvae", train=train, load=load, options=Options))
+"""
+
+
+def test_register_models_hook_is_attributed_to_its_distribution(make_plugin):
+    make_plugin("mmlatent-toy", "1.2.3", modules={"toy_family": FAMILY})
+    registry = load_registry(only=["mmlatent-toy"])
+    spec = registry.model("toyvae")
+    assert isinstance(spec, ModelSpec) and spec.name == "toyvae"
+    assert registry.provider_of_model("toyvae") == Provider("mmlatent-toy", "1.2.3")
+    assert registry.provider_of_model("mld").name == "mmlatent"  # the core's own entry point
+    assert info(registry, "mmlatent-toy").to_dict()["models"] == ["toyvae"]
+    with pytest.raises(PluginLookupError, match=r"no installed plugin provides model family 'mvae' "
+                                                r"\(installed: mld, toyvae\)"):
+        registry.model("mvae")
+
+
+def test_a_familys_check_of_the_recipe_is_a_recipe_error(make_plugin, monkeypatch, tmp_path):
+    from gaussian_fixtures import gaussian_recipe, write_gaussian_data
+
+    from mmlatent.recipe import RecipeError, parse_recipe
+
+    source = FAMILY.replace("options=Options)", "options=Options, check=check)") + """
+def check(recipe, options):
+    if "b" in recipe.modalities:
+        raise ValueError("toyvae takes no modality called 'b'")
+"""
+    make_plugin("mmlatent-toy", modules={"toy_family": source})
+    monkeypatch.setenv("MMLATENT_LOAD_PLUGINS", "mmlatent-toy")
+    get_registry(reload=True)
+    raw = {**gaussian_recipe(write_gaussian_data(tmp_path / "g.safetensors", n=20)), "model": {"family": "toyvae"}}
+    with pytest.raises(RecipeError, match="model: toyvae takes no modality called 'b'"):
+        parse_recipe(raw)
+    raw["modalities"].pop("b")
+    assert parse_recipe({**raw, "diffusion": {"d": 0.0}}).model.family == "toyvae"
+
+
+@pytest.mark.parametrize("spec, error", [
+    ("mmlatent.ModelSpec(name='x', train=train, load=load, options=dict)", "options must be a pydantic model"),
+    ("mmlatent.ModelSpec(name='x', train=None, load=load)", "ModelSpec.train and ModelSpec.load must be callables"),
+    ("mmlatent.ModelSpec(name='x y', train=train, load=load)", "invalid model family name"),
+    ("mmlatent.DatasetSpec(name='x', build=train, fields=load)", "register() expects a ModelSpec"),
+])
+def test_bad_model_specs_are_that_plugins_error(make_plugin, spec, error):
+    source = FAMILY.replace("mmlatent.ModelSpec(name=\"toyvae\", train=train, load=load, options=Options)", spec)
+    make_plugin("mmlatent-bad", modules={"bad_family": source})
+    registry = load_registry(only=["mmlatent-bad"])
+    assert error in info(registry, "mmlatent-bad").error
+    assert "x" not in registry.models
 
 
 def test_builtin_plugin_is_listed_first_and_always_loads(make_plugin):
@@ -76,7 +137,8 @@ def test_builtin_plugin_is_listed_first_and_always_loads(make_plugin):
     registry = load_registry(only=[])
     assert [p.name for p in registry.plugins] == ["mmlatent"]
     assert registry.plugins[0].to_dict() == {"name": "mmlatent", "version": __import__("mmlatent").__version__,
-                                             "modalities": ["vector"], "datasets": ["tensors"], "error": None}
+                                             "modalities": ["vector"], "datasets": ["tensors"], "models": ["mld"],
+                                             "error": None}
     assert set(registry.modalities) == {"vector"} and set(registry.datasets) == {"tensors"}
 
 
@@ -109,7 +171,7 @@ def test_import_error_is_recorded_and_others_still_load(make_plugin):
     registry = load_registry(only=["mmlatent-broken", "mmlatent-toy"])
     broken = info(registry, "mmlatent-broken")
     assert broken.to_dict() == {"name": "mmlatent-broken", "version": "0.0.1", "modalities": [], "datasets": [],
-                                "error": "RuntimeError: boom"}
+                                "models": [], "error": "RuntimeError: boom"}
     assert registry.modality("toy") and registry.modality("vector") and registry.dataset("toyset")
     assert info(registry, "mmlatent-toy").error is None
     # lookups of a missing name point at the broken plugin
@@ -302,10 +364,10 @@ def test_plugins_command_table_shows_errors(make_plugin, monkeypatch, capsys):
     get_registry(reload=True)
     assert plugins_command(as_json=False) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["PLUGIN", "VERSION", "MODALITIES", "DATASETS", "STATUS"]
-    assert out[1].split() == ["mmlatent", "0.1.0", "vector", "tensors", "ok"]
-    assert out[2].split() == ["mmlatent-broken", "0.0.1", "-", "-", "error"]
-    assert out[3].split() == ["mmlatent-toy", "1.0", "toy", "toyset", "ok"]
+    assert out[0].split() == ["PLUGIN", "VERSION", "MODALITIES", "DATASETS", "MODELS", "STATUS"]
+    assert out[1].split() == ["mmlatent", "0.1.0", "vector", "tensors", "mld", "ok"]
+    assert out[2].split() == ["mmlatent-broken", "0.0.1", "-", "-", "-", "error"]
+    assert out[3].split() == ["mmlatent-toy", "1.0", "toy", "toyset", "-", "ok"]
     assert "  mmlatent-broken 0.0.1: RuntimeError: boom" in out
     assert any("MMLATENT_STRICT_PLUGINS=1" in line for line in out)
 

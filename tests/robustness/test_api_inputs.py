@@ -41,7 +41,7 @@ def sample_cli(monkeypatch, capsys, tmp_path):
     """``mmlatent sample RUN ARGS...`` on a given pipeline -> (exit code, stderr)."""
 
     def run(pipeline: MLDPipeline, *args: str) -> tuple[int, str]:
-        monkeypatch.setattr(MLDPipeline, "load", staticmethod(lambda *a, **k: pipeline))
+        monkeypatch.setattr("mmlatent.sample.load_model", lambda *a, **k: pipeline)
         code = cli_main(["sample", "RUN", "--out", str(tmp_path / "out"), *args])
         return code, capsys.readouterr().err
 

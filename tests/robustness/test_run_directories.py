@@ -110,12 +110,12 @@ def test_unreadable_inception_weights_are_found_before_training(workdir, gauss_d
 
 def test_failure_before_any_stage_removes_the_directory_it_made(workdir, gauss_data, capsys, monkeypatch):
     """A fault in the first stage of a new run (here the disk) leaves no run directory behind."""
-    import mmlatent.train as train_module
+    import mmlatent.training as training_module
 
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device", "modalities/a.json")
 
-    monkeypatch.setattr(train_module, "save_json", no_space)
+    monkeypatch.setattr(training_module, "save_json", no_space)
     recipe = write_yaml(workdir / "r.yaml", tiny_recipe(gauss_data))
     assert train(recipe, None) == 2
     err = capsys.readouterr().err

@@ -119,7 +119,7 @@ def test_unreadable_files_name_the_file(gray, tmp_path, name, content, message):
 def test_truncated_png_in_sample_command(pipe, tmp_path, monkeypatch, capsys):
     path = tmp_path / "digit.png"
     path.write_bytes(_png_bytes(PIXELS[0, 0])[:80])  # 8 x 8 random pixels take ~130 bytes
-    monkeypatch.setattr(MLDPipeline, "load", staticmethod(lambda *a, **k: pipe))
+    monkeypatch.setattr("mmlatent.sample.load_model", lambda *a, **k: pipe)
     assert cli_main(["sample", "RUN", "--given", f"gray={path}", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "modality 'gray': cannot read 'digit.png' as an image: truncated or corrupt" in err
