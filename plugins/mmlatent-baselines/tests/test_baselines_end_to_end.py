@@ -104,3 +104,30 @@ def test_tampered_weights_are_refused(tmp_path):
     weights.write_bytes(weights.read_bytes()[:-8])
     with pytest.raises(CheckpointError, match="mvtcae.safetensors"):
         load_model(run)
+
+
+def test_a_diverging_run_stops_cleanly_with_a_message(tmp_path, capsys):
+    """A NaN/inf loss stops the run with exit 1 and one message (no traceback), the last checkpoint kept."""
+    recipe = tiny_recipe("mvtcae", steps=40, lr=1e30, checkpoint_every=2)
+    assert _train(_write(tmp_path, recipe), tmp_path / "run", "--no-eval") == 1
+    err = capsys.readouterr().err
+    assert "mvtcae: the loss is" in err and "training stopped" in err and "Traceback" not in err
+    assert (tmp_path / "run" / "checkpoints").is_dir()
+
+
+def test_two_processes_train_a_family_and_it_loads(tmp_path):
+    """Two gloo processes (torchrun): the global batch is split, one process writes, the run loads."""
+    import os
+    import subprocess
+    import sys
+
+    path = _write(tmp_path, tiny_recipe("mvae", steps=6, batch_size=32, checkpoint_every=3))
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+           "-m", "mmlatent.train", str(path), "--output", str(run), "--no-progress", "--no-eval"]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=400)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    model = load_model(run)
+    assert model.generate(n=3, seed=0)["color"].shape == (3, 3, 16, 16)
+    assert json.loads((run / "history.json").read_text())["mvae"][-1][0] == 6
