@@ -61,7 +61,7 @@ VAE_OPTIONS = {
     "nexus": {"joint_latent_dim": 20, "beta_modalities": 1.0, "beta_joint": 5.0},
 }
 VAE_TRAINING = {"batch_size": 256, "lr": 1e-3}
-CALIBRATION_STEPS = (20, 120)
+CALIBRATION_STEPS = (60, 360)
 
 
 # ------------------------------------------------------------------------------------- recipes
@@ -111,11 +111,17 @@ def train(recipe: dict[str, Any], run: Path) -> float:
 
 
 def seconds_per_step(variant: str, family: str, seed: int, scratch: Path) -> float:
-    """The wall-clock time of one VAE training step, from two short runs (their fixed costs cancel)."""
+    """The wall-clock time of one VAE training step, from two short runs after a warm-up run (their
+    fixed costs cancel; a difference outside [1/4, 1] of the longer run's time per step is noise, and
+    the longer run's time per step is used)."""
+    train(family_recipe(variant, family, seed, vae_steps=5), scratch / f"{family}-warm")  # file caches, imports
     times = []
     for steps in CALIBRATION_STEPS:
         times.append(train(family_recipe(variant, family, seed, vae_steps=steps), scratch / f"{family}-{steps}"))
-    return max((times[1] - times[0]) / (CALIBRATION_STEPS[1] - CALIBRATION_STEPS[0]), 1e-4)
+    difference = (times[1] - times[0]) / (CALIBRATION_STEPS[1] - CALIBRATION_STEPS[0])
+    whole = times[1] / CALIBRATION_STEPS[1]  # fixed costs included: an upper bound
+    # a noisy difference (the first run paying a cold start) must not give a near-zero time per step
+    return difference if 0.25 * whole <= difference <= whole else whole
 
 
 # ---------------------------------------------------------------------------------- evaluation
