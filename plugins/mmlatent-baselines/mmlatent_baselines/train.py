@@ -120,7 +120,12 @@ class VAETrainer(StagedTrainer):
                 epoch, within = divmod(step, per_epoch)
                 self._reseed(seed, step)
                 with self.accelerator.autocast():
-                    loss = objective(data, epoch=epoch + 1, batch_ratio=within / per_epoch)
+                    try:
+                        loss = objective(data, epoch=epoch + 1, batch_ratio=within / per_epoch)
+                    except ValueError as error:  # torch.distributions refuses the NaN parameters of a diverged model
+                        if "Expected parameter" not in str(error):
+                            raise
+                        loss = torch.tensor(float("nan"), device=self.accelerator.device)
                 value = self.check_finite(loss, stage, step)
                 self.accelerator.backward(loss * scale)
                 optimizer.step()
