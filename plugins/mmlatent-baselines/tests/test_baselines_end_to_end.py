@@ -113,8 +113,6 @@ def test_a_diverging_run_stops_cleanly_with_a_message(tmp_path, capsys):
     assert _train(_write(tmp_path, recipe), tmp_path / "run", "--no-eval") == 1
     err = capsys.readouterr().err
     assert "mvtcae: the loss is" in err and "training stopped" in err and "Traceback" not in err
-    run = tmp_path / "run"  # diverged before its first checkpoint: a new run that kept nothing is removed
-    assert not run.exists() or (run / "checkpoints").is_dir()
 
 
 def test_two_processes_train_a_family_and_it_loads(tmp_path):
