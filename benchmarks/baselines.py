@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,7 +265,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paper-limit", type=int, default=None,
                         help="also evaluate MLD with the paper's 2,410-NFE sampler on this many test items")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     variants = [v for v in args.variants.split(",") if v]
     families = [f for f in args.families.split(",") if f]
     unknown = [v for v in variants if v not in VARIANTS] + [f for f in families if f not in FAMILIES]

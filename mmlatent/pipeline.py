@@ -56,7 +56,6 @@ class MLDPipeline(RecipeModel):
         self.sde = build_sde(recipe)
         self.layout = build_layout(recipe)
         self.default_plan = default_plan(recipe)
-        self.last_nfe: int | None = None
         self.last_plan: SamplingPlan | None = None
 
     # ------------------------------------------------------------------------------------ load
