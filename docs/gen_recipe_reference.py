@@ -52,11 +52,46 @@ provides the dataset or the modality kind, and are validated by that plugin's ow
 - kind `image`, datasets `mnist_svhn`, `polymnist`, `cub`, `digits_pair`:
   [plugins/mmlatent-image/README.md](../plugins/mmlatent-image/README.md);
 - kind `text`: [plugins/mmlatent-text/README.md](../plugins/mmlatent-text/README.md);
-- kind `vector` and dataset `tensors` (built into mmlatent):
+- kind `vector` and datasets `tensors` and `paired` (built into mmlatent):
   [docs/plugins.md, "The built-in plugin"](plugins.md#the-built-in-plugin).
 
 `mmlatent plugins` lists what is installed; a third-party plugin documents its options the same way
 (see [docs/plugins.md](plugins.md)).
+
+<a id="joining-datasets-by-label-paired"></a>
+**Joining datasets by label: `paired`.** The built-in dataset `paired` joins registered datasets
+the way MNIST-SVHN pairs MNIST with SVHN: each item of the first source appears in `k` items
+(`k_test` in val/test), each time with a same-class item of every other source (drawn from `seed`,
+every item of the others used evenly), with the first source's label. `fields` keeps only some
+fields of a source and renames them (left out: all of them, under their own names); output names
+must differ across sources. The splits are those every source has. For example, the offline digits
+with spoken digits from mmlatent-audio:
+
+```yaml
+name: digits_spoken
+data:
+  dataset: paired
+  options:
+    sources:
+      - dataset: digits_pair                # first source: each item used k times, its label kept
+        options: {{k: 1, captions: true, seed: 0}}
+        fields: {{gray: gray, color: color, caption: caption}}
+      - dataset: spoken_digits              # field `audio` (options: see the mmlatent-audio README)
+        options: {{}}
+    k: 3                                    # train: each digits_pair item with 3 spoken digits
+    k_test: 1                               # val/test: with 1
+    seed: 0
+modalities:
+  gray: {{kind: image, latent_dim: 16, options: {{channels: 1, size: 16, arch: mlp, hidden: [400]}}}}
+  color: {{kind: image, latent_dim: 32, options: {{channels: 3, size: 16, arch: mlp, hidden: [400]}}}}
+  caption: {{kind: text, latent_dim: 16, options: {{max_length: 8, min_frequency: 1, encoder: bow}}}}
+  audio: {{kind: audio, latent_dim: 32}}
+```
+
+`mmlatent validate` checks each source where it stands: `data.options.sources.1.dataset` (an
+unknown dataset, with the installed ones listed), `data.options.sources.1.options` (that dataset's
+own options), `data.options` (a field named twice, a source without labels, a `test` split not
+every source has).
 
 **Rules across keys.** `epochs` and `steps` are alternatives (give one); `diffusion.sde.beta_max`
 must exceed `beta_min`; with a single modality `diffusion.d` must be 0; a modality may not be named

@@ -33,14 +33,17 @@ def build_modalities(recipe: Recipe) -> dict[str, Modality]:
 def build_dataset(recipe: Recipe, split: str) -> Any:
     """The recipe's dataset for ``split``: a torch Dataset of raw item dicts ``{field: value, "label": int}``."""
     spec = get_registry().dataset(recipe.data.dataset)
-    if split not in spec.splits:
-        raise ValueError(f"dataset {spec.name!r} has no split {split!r} (splits: {', '.join(spec.splits)})")
-    return spec.build(spec.validate_options(recipe.data.options), split)
+    options = spec.validate_options(recipe.data.options)
+    splits = spec.available_splits(options)
+    if split not in splits:
+        raise ValueError(f"dataset {spec.name!r} has no split {split!r} (splits: {', '.join(splits)})")
+    return spec.build(options, split)
 
 
 def dataset_splits(recipe: Recipe) -> tuple[str, ...]:
-    """The split names the recipe's dataset offers (e.g. ``("train", "val", "test")``)."""
-    return tuple(get_registry().dataset(recipe.data.dataset).splits)
+    """The split names the recipe's dataset offers with the recipe's options (e.g. ``("train", "val", "test")``)."""
+    spec = get_registry().dataset(recipe.data.dataset)
+    return spec.available_splits(spec.validate_options(recipe.data.options))
 
 
 def build_sde(recipe: Recipe) -> VPSDE:

@@ -270,9 +270,14 @@ class DatasetSpec:
     """What a plugin registers for one dataset.
 
     ``build(options, split)`` returns a ``torch.utils.data.Dataset`` for ``split`` (one of
-    ``splits``) whose items are dicts ``{field: raw value, ..., "label": int}`` ("label" optional).
-    ``fields(options)`` names the modality fields the items carry (recipes' modality names, or
-    their ``field`` key, refer to these).
+    ``available_splits(options)``) whose items are dicts ``{field: raw value, ..., "label": int}``
+    ("label" optional). ``fields(options)`` names the modality fields the items carry (recipes'
+    modality names, or their ``field`` key, refer to these).
+
+    ``splits`` are the dataset's splits. A dataset whose splits depend on its options (a
+    validation split only when one is configured, or the splits its sources share) sets
+    ``splits_for(options) -> split names`` as well: :meth:`available_splits` then calls it, and
+    ``splits`` only names the usual ones (for people). Training loads every available split.
     """
 
     name: str
@@ -282,8 +287,16 @@ class DatasetSpec:
     splits: tuple[str, ...] = ("train", "test")
     has_labels: Callable[[BaseModel], bool] = field(default=lambda options: True)
     description: str = ""
+    splits_for: Callable[[BaseModel], Sequence[str]] | None = None
 
     def validate_options(self, options: BaseModel | dict[str, Any] | None) -> BaseModel:
         if isinstance(options, self.options):
             return options
         return self.options.model_validate(dict(options or {}))
+
+    def available_splits(self, options: BaseModel | dict[str, Any] | None) -> tuple[str, ...]:
+        """The split names a dataset with these options offers: ``splits_for(options)`` (options
+        validated first) when the spec sets it, else ``splits``."""
+        if self.splits_for is None:
+            return tuple(self.splits)
+        return tuple(self.splits_for(self.validate_options(options)))

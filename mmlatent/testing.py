@@ -27,9 +27,10 @@ ones and rejects a list, a wrong shape and NaN with an error naming the modality
 classifier (when there is one) gives ``(B, num_classes)``.
 
 :class:`DatasetContract` checks that the dataset is registered and listed; that unknown option
-keys are rejected; that it declares at least the "train" and "test" splits and its fields; and
-that every split builds and its items are dicts carrying the declared fields (and an int "label"
-when ``has_labels``).
+keys are rejected; that it declares at least the "train" and "test" splits (for the options of
+:meth:`~DatasetContract.make_options`: ``DatasetSpec.available_splits``) and its fields; and that
+every available split builds and its items are dicts carrying the declared fields (and an int
+"label" when ``has_labels``).
 
 :class:`ModelFamilyContract` checks that a model family (``model.family``) is registered and
 listed; that an unknown option is rejected in a recipe; and, on a tiny recipe of yours trained
@@ -318,8 +319,10 @@ class DatasetContract:
 
     def test_declares_splits_and_fields(self, tmp_path: Path) -> None:
         spec = self.spec()
-        assert "train" in spec.splits and "test" in spec.splits, f"splits are {spec.splits}"
         options = spec.validate_options(self.make_options(tmp_path))
+        splits = spec.available_splits(options)
+        assert all(isinstance(s, str) and s for s in splits), f"split names must be non-empty strings: {splits}"
+        assert "train" in splits and "test" in splits, f"splits are {splits}"
         fields = list(spec.fields(options))
         assert fields and all(isinstance(f, str) and f for f in fields)
         assert "label" not in fields, "'label' is not a modality field"
@@ -330,7 +333,7 @@ class DatasetContract:
         options = spec.validate_options(self.make_options(tmp_path))
         fields = list(spec.fields(options))
         labelled = spec.has_labels(options)
-        for split in spec.splits:
+        for split in spec.available_splits(options):
             dataset = spec.build(options, split)
             assert len(dataset) > 0, f"split {split!r} is empty"
             for i in range(min(len(dataset), self.max_items)):

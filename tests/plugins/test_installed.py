@@ -72,7 +72,7 @@ def listed(site: Path, **env: str) -> dict[str, dict]:
 def test_plugins_json_lists_builtin_example_and_the_broken_plugin(site):
     rows = listed(site)
     assert rows["mmlatent"] == {"name": "mmlatent", "version": "0.1.0", "modalities": ["vector"],
-                                "datasets": ["tensors"], "models": ["mld"], "error": None}
+                                "datasets": ["tensors", "paired"], "models": ["mld"], "error": None}
     assert rows["mmlatent-example"] == {"name": "mmlatent-example", "version": "0.1.0", "modalities": ["category"],
                                         "datasets": ["remainders"], "models": [], "error": None}
     assert rows["mmlatent-broken-example"] == {

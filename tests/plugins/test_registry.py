@@ -137,9 +137,9 @@ def test_builtin_plugin_is_listed_first_and_always_loads(make_plugin):
     registry = load_registry(only=[])
     assert [p.name for p in registry.plugins] == ["mmlatent"]
     assert registry.plugins[0].to_dict() == {"name": "mmlatent", "version": __import__("mmlatent").__version__,
-                                             "modalities": ["vector"], "datasets": ["tensors"], "models": ["mld"],
-                                             "error": None}
-    assert set(registry.modalities) == {"vector"} and set(registry.datasets) == {"tensors"}
+                                             "modalities": ["vector"], "datasets": ["tensors", "paired"],
+                                             "models": ["mld"], "error": None}
+    assert set(registry.modalities) == {"vector"} and set(registry.datasets) == {"tensors", "paired"}
 
 
 def test_get_registry_is_cached_and_reloads_on_request():
@@ -156,7 +156,8 @@ def test_lookup_errors_name_what_is_installed(make_plugin):
     assert isinstance(caught.value, LookupError)
     assert str(caught.value) == "no installed plugin provides 'audio' (installed: vector)"
     assert caught.value.installed == ["vector"]
-    with pytest.raises(PluginLookupError, match=r"no installed plugin provides dataset 'cub' \(installed: tensors\)"):
+    with pytest.raises(PluginLookupError,
+                       match=r"no installed plugin provides dataset 'cub' \(installed: paired, tensors\)"):
         registry.dataset("cub")
     with pytest.raises(PluginLookupError):
         registry.provider_of_modality("audio")
@@ -365,7 +366,7 @@ def test_plugins_command_table_shows_errors(make_plugin, monkeypatch, capsys):
     assert plugins_command(as_json=False) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["PLUGIN", "VERSION", "MODALITIES", "DATASETS", "MODELS", "STATUS"]
-    assert out[1].split() == ["mmlatent", "0.1.0", "vector", "tensors", "mld", "ok"]
+    assert out[1].split() == ["mmlatent", "0.1.0", "vector", "tensors,", "paired", "mld", "ok"]
     assert out[2].split() == ["mmlatent-broken", "0.0.1", "-", "-", "-", "error"]
     assert out[3].split() == ["mmlatent-toy", "1.0", "toy", "toyset", "-", "ok"]
     assert "  mmlatent-broken 0.0.1: RuntimeError: boom" in out
