@@ -432,7 +432,9 @@ def _safe_load(text: str, what: str) -> Any:
 
 # ------------------------------------------------------------------------------------ overrides
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Apply ``dotted.key=value`` overrides to a raw recipe mapping (values parsed as YAML; text if not YAML)."""
+    """Apply ``dotted.key=value`` overrides to a raw recipe mapping (values parsed as YAML; text if not YAML).
+
+    A numeric part indexes a list (``data.options.sources.1.options.root=...``)."""
     errors = []
     for text in overrides:
         if "=" not in text:
@@ -454,17 +456,27 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> tuple[dict
             continue
         except (yaml.YAMLError, ValueError):  # not YAML (or a date YAML cannot build): the text itself
             value = value_text
-        node = raw
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                errors.append((key, f"cannot set a key inside {_short(child)}"))
+        node: Any = raw
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if isinstance(node, list):  # an item of a list by its index: data.options.sources.1.options...
+                if not (part.isdigit() and int(part) < len(node)):
+                    errors.append((key, f"{part!r} is not an index of a list of {len(node)} item(s)"))
+                    break
+                part = int(part)
+                child = node[part]
+            elif isinstance(node, dict):
+                child = node.get(part)
+            else:
+                errors.append((key, f"cannot set a key inside {_short(node)}"))
                 break
-            node = child
-        else:
-            node[parts[-1]] = value
+            if last:
+                node[part] = value
+            elif child is None:
+                node[part] = {}
+                node = node[part]
+            else:
+                node = child
     return raw, errors
 
 
