@@ -4,6 +4,7 @@ direction, and a WAV file given on the command line conditions sampling."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -64,3 +65,16 @@ def test_digits_audio_trains_evaluates_and_samples_from_a_wav(tmp_path, capsys):
     assert cli_main(["sample", str(run), "--given", f"audio={wav}", "--out", str(out)]) == 0, capsys.readouterr().err
     for name in names[:3]:
         assert list(out.glob(f"{name}.*")), name
+
+    # the benchmark of docs/audio.md runs on this run
+    spec = importlib.util.spec_from_file_location("digits_audio_benchmark", REPO / "benchmarks" / "digits_audio.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    capsys.readouterr()
+    assert benchmark.main([str(run), "--seeds", "2", "--limit", "4", "--assets", str(tmp_path / "assets")]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(printed.strip().splitlines()[-1])
+    assert result["seeds"] == 2 and result["audio"]["real"] is not None
+    assert set(result["audio"]) >= {"recon_gl8", "recon_gl32", "recon_gl100"}
+    assert result["coherence"]["gray->audio"]["sd"] >= 0 and "| gray->audio |" in printed
+    assert (tmp_path / "assets" / "gray_to_audio.png").is_file() and list((tmp_path / "assets").glob("joint_audio-*.wav"))
