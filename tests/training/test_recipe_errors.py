@@ -47,7 +47,7 @@ BROKEN = [
     ("missing name", _delete("name"), "name: Field required"),
     ("missing modalities", _delete("modalities"), "modalities: Field required"),
     ("empty modalities", _set("modalities", {}), "modalities"),
-    ("unknown kind", _set("modalities.a.kind", "audio"), "modalities.a.kind: no installed plugin provides 'audio'"),
+    ("unknown kind", _set("modalities.a.kind", "lidar"), "modalities.a.kind: no installed plugin provides 'lidar'"),
     ("unknown dataset", _set("data.dataset", "imagenet"), "data.dataset: no installed plugin provides dataset 'imagenet'"),
     ("negative latent", _set("modalities.a.latent_dim", -4), "modalities.a.latent_dim"),
     ("zero batch", _set("data.batch_size", 0), "data.batch_size"),
@@ -141,7 +141,7 @@ def test_plugin_option_defaults_are_resolved(gaussian_data, write_recipe):
 
 def test_cli_subprocess_prints_no_traceback(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("name: x\ndata: {dataset: tensors}\nmodalities: {a: {kind: audio, latent_dim: 2}, b: {kind: vector, latent_dim: 2}}\n")
+    path.write_text("name: x\ndata: {dataset: tensors}\nmodalities: {a: {kind: lidar, latent_dim: 2}, b: {kind: vector, latent_dim: 2}}\n")
     proc = subprocess.run([sys.executable, "-m", "mmlatent", "validate", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "modalities.a.kind" in proc.stderr
