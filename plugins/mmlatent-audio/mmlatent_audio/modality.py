@@ -160,11 +160,10 @@ class AudioModality(Modality):
         batch, samples = x.shape
         gain = torch.empty(batch, 1, device=x.device).uniform_(0.5, 1.0)
         limit = max(1, samples // 10)
-        shifts = torch.randint(-limit, limit + 1, (batch,)).tolist()
-        shifted = torch.stack([torch.roll(item, shift) for item, shift in zip(x, shifts)])
-        positions = torch.arange(samples, device=x.device)
-        for index, shift in enumerate(shifts):  # zeros where the roll wrapped around
-            shifted[index][(positions < shift) | (positions >= samples + shift)] = 0.0
+        shifts = torch.randint(-limit, limit + 1, (batch, 1)).to(x.device)
+        source = torch.arange(samples, device=x.device) - shifts  # (batch, samples): where each sample comes from
+        inside = (source >= 0) & (source < samples)
+        shifted = x.gather(1, source.clamp(0, samples - 1)) * inside  # zeros shifted in
         return (shifted * gain + 0.002 * torch.randn_like(x)).clamp(-1.0, 1.0)
 
     # ------------------------------------------------------------------------------------ model
@@ -225,4 +224,4 @@ class AudioModality(Modality):
         if raw.dim() != 2:
             raise ValueError(f"modality {self.name!r}: expected an array (samples,) or (N, samples), got shape "
                              f"{tuple(raw.shape)}{source}")
-        return torch.stack([self._fixed_length(item) for item in self._to_float(raw, source)])
+        return self._fixed_length(self._to_float(raw, source))
