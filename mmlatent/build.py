@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from mmlatent.diffusion import VPSDE, LatentLayout, SamplingPlan, ScoreNet
+from mmlatent.missing import IncompleteDataset
 from mmlatent.modality import Modality
 from mmlatent.plugins import get_registry
 from mmlatent.recipe import Recipe
@@ -31,13 +32,23 @@ def build_modalities(recipe: Recipe) -> dict[str, Modality]:
 
 
 def build_dataset(recipe: Recipe, split: str) -> Any:
-    """The recipe's dataset for ``split``: a torch Dataset of raw item dicts ``{field: value, "label": int}``."""
+    """The recipe's dataset for ``split``: a torch Dataset of raw item dicts ``{field: value, "label": int}``.
+
+    With ``data.missing`` the splits it names come back as an :class:`~mmlatent.missing.IncompleteDataset`
+    (missing fields are ``None``)."""
     spec = get_registry().dataset(recipe.data.dataset)
     options = spec.validate_options(recipe.data.options)
     splits = spec.available_splits(options)
     if split not in splits:
         raise ValueError(f"dataset {spec.name!r} has no split {split!r} (splits: {', '.join(splits)})")
-    return spec.build(options, split)
+    dataset = spec.build(options, split)
+    missing = recipe.data.missing
+    if missing is not None and split in missing.splits:
+        names = list(recipe.modalities)
+        dataset = IncompleteDataset.from_rates(dataset, names, [recipe.field_of(name) for name in names],
+                                               missing.rate, missing.by_label,
+                                               seed=missing.seed * 1_000_003 + splits.index(split))
+    return dataset
 
 
 def dataset_splits(recipe: Recipe) -> tuple[str, ...]:

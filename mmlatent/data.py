@@ -2,7 +2,9 @@
 
 ``ModalityBatches`` maps raw items ``{field: raw value, "label": int}`` of a plugin's dataset to
 ``{modality name: item tensor, "label": int}`` through each modality's ``preprocess``, and
-``collate`` turns a list of those into ``{name: (B, *item_shape), "label": (B,)}``.
+``collate`` turns a list of those into ``{name: (B, *item_shape), "label": (B,)}``. A missing value
+(the field absent or None, see :mod:`mmlatent.missing`) stays None in the item; a batch with missing
+values gets ``"present": (B, M) bool`` (modality order) and zeros in the missing rows.
 
 ``batch_indices`` is the deterministic, resumable order in which training visits a split:
 epoch after epoch of seeded permutations, cut into global batches, each process taking its own
@@ -44,20 +46,33 @@ class ModalityBatches(Dataset):
         raw = self.dataset[index]
         item: dict[str, Any] = {}
         for name, modality in self.modalities.items():
-            field = self.fields[name]
-            if field not in raw:
-                raise KeyError(f"dataset item {index} has no field {field!r} for modality {name!r} "
-                               f"(fields: {', '.join(k for k in raw if k != 'label')})")
-            item[name] = modality.preprocess(raw[field])
+            value = raw.get(self.fields[name])
+            item[name] = None if value is None else modality.preprocess(value)
         if "label" in raw and raw["label"] is not None:
             item["label"] = int(raw["label"])
         return item
 
 
 def collate_items(items: Sequence[Mapping[str, Any]], modalities: Mapping[str, Modality]) -> dict[str, Tensor]:
-    """List of preprocessed items -> ``{name: (B, *item_shape)}`` plus ``"label": (B,) long``."""
-    batch: dict[str, Tensor] = {name: modality.collate([item[name] for item in items])
-                                for name, modality in modalities.items()}
+    """List of preprocessed items -> ``{name: (B, *item_shape)}`` plus ``"label": (B,) long``.
+
+    When some values are None (missing): ``"present": (B, M) bool`` in ``modalities`` order, the
+    missing rows filled with zeros, and a modality missing from every item left out of the batch.
+    """
+    present = torch.tensor([[item.get(name) is not None for name in modalities] for item in items],
+                           dtype=torch.bool).reshape(len(items), len(modalities))
+    batch: dict[str, Tensor] = {}
+    for column, (name, modality) in enumerate(modalities.items()):
+        rows = present[:, column]
+        if bool(rows.all()):
+            batch[name] = modality.collate([item[name] for item in items])
+        elif bool(rows.any()):
+            values = modality.collate([item[name] for item in items if item.get(name) is not None])
+            filled = values.new_zeros((len(items), *values.shape[1:]))
+            filled[rows] = values
+            batch[name] = filled
+    if not bool(present.all()):
+        batch["present"] = present
     if items and all("label" in item for item in items):
         batch["label"] = torch.tensor([item["label"] for item in items], dtype=torch.long)
     return batch

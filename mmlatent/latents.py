@@ -32,10 +32,14 @@ class LatentStats:
     std: dict[str, Tensor]
 
     @classmethod
-    def fit(cls, latents: Mapping[str, Tensor], min_std: float = 1e-6) -> LatentStats:
-        """Statistics of raw latents ``{name: (N, d_i)}`` (population std, floored at ``min_std``)."""
-        mean = {name: z.double().mean(0).float() for name, z in latents.items()}
-        std = {name: z.double().std(0, unbiased=False).float().clamp_min(min_std) for name, z in latents.items()}
+    def fit(cls, latents: Mapping[str, Tensor], min_std: float = 1e-6,
+            present: Mapping[str, Tensor] | None = None) -> LatentStats:
+        """Statistics of raw latents ``{name: (N, d_i)}`` (population std, floored at ``min_std``);
+        ``present[name]`` (bool ``(N,)``, optional) keeps only the items that have the modality."""
+        present = present or {}
+        kept = {name: z[present[name]] if name in present else z for name, z in latents.items()}
+        mean = {name: z.double().mean(0).float() for name, z in kept.items()}
+        std = {name: z.double().std(0, unbiased=False).float().clamp_min(min_std) for name, z in kept.items()}
         return cls(mean, std)
 
     def normalise(self, name: str, z: Tensor) -> Tensor:
@@ -66,21 +70,36 @@ class LatentStats:
 def encode_dataset(dataset: Dataset, modalities: Mapping[str, Modality], fields: Mapping[str, str],
                    autoencoders: Mapping[str, Autoencoder], batch_size: int = 256, num_workers: int = 0,
                    device: torch.device | str = "cpu", progress: bool = True, desc: str = "encode") -> dict[str, Tensor]:
-    """Encode a whole split once: ``{name: raw latents (N, d_i)}`` plus ``"label": (N,)`` if labelled."""
+    """Encode a whole split once: ``{name: raw latents (N, d_i)}`` plus ``"label": (N,)`` if labelled.
+
+    When items lack modalities, ``"present": (N, M) bool`` (``modalities`` order) comes with them and
+    the latents of missing values are zeros."""
     view = ModalityBatches(dataset, modalities, fields)
     loader = DataLoader(view, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=lambda items: collate_items(items, modalities))
     parts: dict[str, list[Tensor]] = {name: [] for name in modalities}
     labels: list[Tensor] = []
+    presence: list[Tensor] = []
+    columns = {name: column for column, name in enumerate(modalities)}
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        size = len(batch["present"]) if "present" in batch else len(next(iter(batch.values())))
+        present = batch.get("present", torch.ones(size, len(modalities), dtype=torch.bool))
         for name, autoencoder in autoencoders.items():
-            parts[name].append(autoencoder.encode(batch[name].to(device)).float().cpu())
+            rows = present[:, columns[name]]
+            latents = torch.zeros(size, autoencoder.latent_dim)
+            if bool(rows.any()):
+                values = batch[name] if bool(rows.all()) else batch[name][rows]
+                latents[rows] = autoencoder.encode(values.to(device)).float().cpu()
+            parts[name].append(latents)
+        presence.append(present)
         if "label" in batch:
             labels.append(batch["label"])
     out = {name: torch.cat(chunks) if chunks else torch.empty(0, autoencoders[name].latent_dim)
            for name, chunks in parts.items()}
     if labels and len(labels) == len(loader):
         out["label"] = torch.cat(labels)
+    if presence and not bool(torch.cat(presence).all()):
+        out["present"] = torch.cat(presence)
     return out
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "DiffusionConfig",
     "DiffusionTrain",
     "EvaluationConfig",
+    "MissingConfig",
     "ModalityConfig",
     "Recipe",
     "RecipeError",
@@ -65,6 +66,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class MissingConfig(_Strict):
+    """``data.missing:`` make the dataset incomplete for experiments (see :mod:`mmlatent.missing`).
+
+    Each modality of each item of the chosen splits is missing with its own probability: ``rate``
+    (missing completely at random) or, for the items of a label listed in ``by_label``, that
+    label's rate (missing not at random). Items that would lose every modality are drawn again.
+    """
+
+    rate: dict[str, float] = Field(default_factory=dict, description="probability in [0, 1) that a modality "
+                                                                     "is missing, by modality name")
+    by_label: dict[str, dict[int, float]] = Field(default_factory=dict, description="probability in [0, 1) "
+                                                  "that a modality is missing, by modality name then label "
+                                                  "(labels not listed use `rate`)")
+    splits: list[Literal["train", "val"]] = Field(default_factory=lambda: ["train"], min_length=1,
+                                                  description="splits made incomplete (the test split stays "
+                                                              "complete for evaluation)")
+    seed: int = Field(default=0, description="seed of the draw (same seed, same missing values)")
+
+    @model_validator(mode="after")
+    def _rates(self) -> MissingConfig:
+        rates = [("rate." + name, value) for name, value in self.rate.items()]
+        rates += [(f"by_label.{name}.{label}", value) for name, table in self.by_label.items()
+                  for label, value in table.items()]
+        for where, value in rates:
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{where}: a missing rate is a probability in [0, 1), got {value}")
+        if not rates:
+            raise ValueError("give `rate` or `by_label` for at least one modality")
+        return self
+
+
 class DataConfig(_Strict):
     """``data:`` which dataset (a registered name), its options, and the default batch size."""
 
@@ -76,6 +108,8 @@ class DataConfig(_Strict):
                                                            "`modalities.<name>.train.batch_size` or "
                                                            "`diffusion.train.batch_size` is set")
     num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes for reading the dataset")
+    missing: MissingConfig | None = Field(default=None, description="make modalities missing for experiments "
+                                                                    "(training on incomplete samples)")
 
 
 class AutoencoderTrain(_Strict):
@@ -293,8 +327,12 @@ class Recipe(_Strict):
     def to_yaml(self) -> str:
         """The resolved recipe as YAML (without a default ``model`` section: a run of a recipe
         written before model families existed resolves to the same text)."""
-        return yaml.safe_dump(self.model_dump(mode="json", exclude={"model"} if self.model.is_default else None),
-                              sort_keys=False)
+        exclude: dict[str, Any] = {}
+        if self.model.is_default:
+            exclude["model"] = True
+        if self.data.missing is None:  # recipes written before data.missing resolve to the same text
+            exclude["data"] = {"missing"}
+        return yaml.safe_dump(self.model_dump(mode="json", exclude=exclude or None), sort_keys=False)
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -487,8 +525,17 @@ def _semantic_errors(recipe: Recipe) -> list[tuple[str, str]]:
     if len(recipe.modalities) == 1 and recipe.diffusion.d > 0:
         errors.append(("diffusion.d", f"must be 0 with a single modality: nothing to condition on "
                                       f"(got {recipe.diffusion.d})"))
+    missing = recipe.data.missing
+    if missing is not None:
+        for table in ("rate", "by_label"):
+            for name in getattr(missing, table):
+                if name not in recipe.modalities:
+                    errors.append((f"data.missing.{table}.{name}", f"no modality {name!r} in this recipe "
+                                                                   f"(modalities: {', '.join(recipe.modalities)})"))
+        if len(recipe.modalities) < 2:
+            errors.append(("data.missing", "needs at least two modalities: an item must keep one"))
     for name in recipe.modalities:
-        if name == "label" or any(mark in name for mark in ("+", "->", ":", "=", ",")):
+        if name in ("label", "present") or any(mark in name for mark in ("+", "->", ":", "=", ",")):
             errors.append((f"modalities.{name}", "this modality name is reserved or contains one of "
                                                  "'+', '->', ':', '=', ','"))
     return errors

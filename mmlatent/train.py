@@ -5,9 +5,12 @@ registered ``train`` (:mod:`mmlatent.families`). For MLD, :class:`MLDTrainer` ru
 HuggingFace Accelerate throughout:
 
 1. fit each modality's preprocessing that needs it (e.g. a vocabulary) on the training split;
-2. stage 1: each modality's autoencoder trained on its own (skipped when it has no parameters);
-3. every split encoded ONCE into the latent cache, statistics over the whole training split;
-4. stage 2: the score network trained on the cached latents only (masked multi-time loss, EMA);
+2. stage 1: each modality's autoencoder trained on its own (skipped when it has no parameters),
+   on the items that have its modality;
+3. every split encoded ONCE into the latent cache, statistics over the whole training split
+   (present items only), with the presence mask when items lack modalities (:mod:`mmlatent.missing`);
+4. stage 2: the score network trained on the cached latents only (masked multi-time loss, EMA;
+   a missing modality is absent: pure noise at time T, no loss);
 5. sample grids, and the evaluation when the dataset has labels.
 
 Only the main process writes files; every process trains on its own share of each global batch.
@@ -41,7 +44,7 @@ import torch
 import torch.distributed as dist
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from mmlatent.build import (
@@ -105,13 +108,15 @@ class MLDTrainer(StagedTrainer):
                 save_tensors(self.run.autoencoder(name), autoencoder.state_dict())
             self.mark_done(stage, [self.run.autoencoder(name)])
             return
-        n = len(self.train_set)
+        indices = self.items_with(name)  # an autoencoder learns from the items that have its modality
+        items = self.train_set if indices is None else Subset(self.train_set, indices)
+        n = len(items)
         batch = cfg.batch_size or self.recipe.data.batch_size
         total = cfg.steps or cfg.epochs * math.ceil(n / batch)
         optimizer = torch.optim.Adam(autoencoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         start = self.resume_step(stage, {"model": autoencoder}, {"optimizer": optimizer})
         model, optimizer = self.accelerator.prepare(autoencoder, optimizer)
-        view = ModalityBatches(self.train_set, {name: modality}, {name: self.fields[name]})
+        view = ModalityBatches(items, {name: modality}, {name: self.fields[name]})
         loader = DataLoader(view, num_workers=self.recipe.data.num_workers,
                             batch_sampler=StepBatches(n, batch, stage_seed(self.recipe.seed, stage),
                                                        self.rank, self.world, start, total),
@@ -133,7 +138,7 @@ class MLDTrainer(StagedTrainer):
         bar.close()
         if self.is_main:
             save_tensors(self.run.autoencoder(name), self.accelerator.unwrap_model(model).state_dict())
-            log.info("stage 1 %s: %d steps, last loss %.4g", name, total, self.history.records[stage][-1][1]
+            log.info("stage 1 %s: %d steps on %d items, last loss %.4g", name, total, n, self.history.records[stage][-1][1]
                      if self.history.records[stage] else float("nan"))
         self.mark_done(stage, [self.run.autoencoder(name)])
 
@@ -155,8 +160,12 @@ class MLDTrainer(StagedTrainer):
                                          progress=self.progress, desc=f"encode {split}")
                 save_latents(self.run.latents(split), latents)
                 if split == "train":
-                    LatentStats.fit({n: latents[n] for n in self.names}).save(self.run.latent_stats)
-                log.info("encoded %s: %d items", split, len(latents[self.names[0]]))
+                    present = latents.get("present")
+                    by_name = {n: present[:, i] for i, n in enumerate(self.names)} if present is not None else None
+                    LatentStats.fit({n: latents[n] for n in self.names}, present=by_name).save(self.run.latent_stats)
+                missing = "" if "present" not in latents else \
+                    f" ({int((~latents['present']).sum())} missing values)"
+                log.info("encoded %s: %d items%s", split, len(latents[self.names[0]]), missing)
         self.mark_done("latents", self.outputs_of("latents"))
 
     # ---------------------------------------------------------------------------------- stage 2
@@ -168,6 +177,8 @@ class MLDTrainer(StagedTrainer):
         stats = LatentStats.load(self.run.latent_stats)
         cached = load_latents(self.run.latents("train"))
         z = stats.concat(cached, self.names).to(self.accelerator.device)
+        # missing modalities are absent in every step (pure noise at time T, no loss)
+        absent = ~cached["present"].to(self.accelerator.device) if "present" in cached else None
         layout = build_layout(self.recipe)
         sde = build_sde(self.recipe)
         torch.manual_seed(stage_seed(self.recipe.seed, stage))
@@ -197,6 +208,7 @@ class MLDTrainer(StagedTrainer):
                     loss = masked_multitime_loss(model, z[idx], sde, layout, d=self.recipe.diffusion.d,
                                                  t_eps=cfg.eps, generator=noise, per_batch=per_batch,
                                                  absent_prob=self.recipe.diffusion.absent_prob,
+                                                 absent=None if absent is None else absent[idx],
                                                  t_sampling=cfg.t_sampling, weighting=cfg.loss_weighting)
                 value = self.check_finite(loss, stage, step)
                 self.accelerator.backward(loss)

@@ -42,6 +42,7 @@ from mmlatent.checkpoint import (
 from mmlatent.data import batch_indices
 from mmlatent.history import TrainingHistory
 from mmlatent.manifest import record_files, start_manifest, verify_files
+from mmlatent.missing import field_presence
 from mmlatent.recipe import Recipe, RecipeError
 from mmlatent.rundir import RunDir
 from mmlatent.stopping import StopSignals, TrainingStopped
@@ -106,6 +107,7 @@ class StagedTrainer:
         self.done: list[str] = []
         self.history = TrainingHistory()
         self.modalities: dict[str, Any] = {}
+        self._presence: dict[str, torch.Tensor] = {}
 
     # ------------------------------------------------------------------------- for subclasses
     def train_stages(self) -> None:
@@ -161,6 +163,24 @@ class StagedTrainer:
         if split not in self.datasets:
             self.datasets[split] = build_dataset(self.recipe, split)
         return self.datasets[split]
+
+    def presence(self, split: str) -> torch.Tensor:
+        """Which modalities each item of ``split`` has: bool ``(N, M)`` in recipe order (read once,
+        see :mod:`mmlatent.missing`). A modality no item has is an error naming its field."""
+        if split not in self._presence:
+            present = field_presence(self.dataset(split), [self.fields[name] for name in self.names])
+            if split == "train":
+                for column, name in enumerate(self.names):
+                    if len(present) and not bool(present[:, column].any()):
+                        raise RecipeError(self.recipe.name, [(f"modalities.{name}", (
+                            f"no item of the train split has a value for field {self.fields[name]!r}"))])
+            self._presence[split] = present
+        return self._presence[split]
+
+    def items_with(self, name: str) -> list[int] | None:
+        """Indices of the training items that have modality ``name`` (None: every item has it)."""
+        present = self.presence("train")[:, self.names.index(name)]
+        return None if bool(present.all()) else present.nonzero().squeeze(1).tolist()
 
     def _setup_logging(self) -> None:
         if not self.is_main:
@@ -234,7 +254,8 @@ class StagedTrainer:
             if step not in self.done:
                 if self.is_main:
                     field = self.fields[name]
-                    values = (self.train_set[i][field] for i in range(len(self.train_set)))
+                    values = (value for i in range(len(self.train_set))
+                              if (value := self.train_set[i].get(field)) is not None)
                     modality.fit(values)
                     save_json(self.run.modality_state(name), modality.state_dict())
                     log.info("fitted %s preprocessing", name)

@@ -28,8 +28,10 @@ Options (all off by default, and then the loss is bit-identical to the plain Alg
   guided (w = 1 per given modality) 63.1% mean conditional against 53% for the best weight on a
   p = 0 network, whose extrapolated branch wrecks the Frechet distances at w = 1. Drawing
   absences among all modalities (p = 0.1) cost 12 points of joint coherence. ``absent`` (a fixed bool ``(B, M)``
-  mask) trains on samples with missing modalities; a row whose present modalities were all to be
-  given becomes a joint step over them. Omega becomes D / dim(A1 minus the absent modalities).
+  mask) trains on samples with missing modalities: A2 is then drawn from nu(d) among each sample's
+  present modalities (a sample with one present modality takes a joint step over it); with a fixed
+  ``given`` or ``per_batch``, a row whose present modalities were all to be given becomes a joint
+  step over them. Omega becomes D / dim(A1 minus the absent modalities).
 - **Weighting of t** (``weighting``): the objective is E_{t ~ U(t_eps, T)} [w(t) loss_b(t)] with
   ``"none"`` (w = 1, the paper's), ``"likelihood"`` (w proportional to beta(t) / sigma(t)^2, the
   maximum-likelihood weighting of Song et al. 2021, scaled so that its mean over U(t_eps, T) is 1),
@@ -129,8 +131,10 @@ def masked_multitime_loss_terms(
         raise ValueError(f"z must be (B, {layout.total_dim}), got {tuple(z.shape)}")
     batch, device, dtype = z.shape[0], z.device, z.dtype
     if given is None:
+        present = None if absent is None or per_batch else ~absent.to(device=device, dtype=torch.bool)
         given = sample_given_mask(
-            batch, layout.num_modalities, d, generator=generator, device=device, per_batch=per_batch
+            batch, layout.num_modalities, d, generator=generator, device=device, per_batch=per_batch,
+            present=None if present is None else present.expand(batch, layout.num_modalities),
         )
     else:
         given = given.to(device=device, dtype=torch.bool).expand(batch, layout.num_modalities)

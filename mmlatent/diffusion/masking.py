@@ -136,7 +136,7 @@ class LatentLayout:
 
 
 def _uniform_proper_subsets(
-    rows: int, m: int, generator: torch.Generator | None, device: torch.device
+    rows: int, m: int, generator: torch.Generator | None, device: torch.device, present: Tensor | None = None
 ) -> Tensor:
     """``rows`` independent uniform non-empty proper subsets of {0..m-1}: bool ``(rows, m)``.
 
@@ -144,6 +144,9 @@ def _uniform_proper_subsets(
     and the full set: exact, and the acceptance probability 1 - 2^(1-m) >= 1/2 keeps the expected
     cost O(m) per row for every m >= 2. Candidates are drawn ``k`` at a time per row, with ``k``
     chosen so that all k fail with probability < 1e-4; the rare leftovers are redrawn.
+
+    ``present`` (bool ``(rows, m)``, each row with at least 2 True): subsets of each row's present
+    modalities instead (non-empty, not all of them), uniform among those.
     """
     reject = 2.0 ** (1 - m)
     k = 1 if reject < 1e-4 else math.ceil(math.log(1e-4) / math.log(reject))
@@ -151,8 +154,13 @@ def _uniform_proper_subsets(
     todo = torch.arange(rows, device=device)
     while todo.numel():
         bits = torch.rand(todo.numel(), k, m, generator=generator, device=device) < 0.5
+        if present is None:
+            full = m
+        else:
+            bits &= present[todo, None, :]
+            full = present[todo].sum(-1, keepdim=True)  # (n, 1)
         count = bits.sum(-1)
-        ok = (count > 0) & (count < m)  # (n, k)
+        ok = (count > 0) & (count < full)  # (n, k)
         first = ok.to(torch.uint8).argmax(-1)  # first accepted candidate (0 if none)
         picked = bits[torch.arange(todo.numel(), device=device), first]
         accepted = ok.any(-1)
@@ -168,6 +176,7 @@ def sample_given_mask(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     per_batch: bool = False,
+    present: Tensor | None = None,
 ) -> Tensor:
     """Draw conditioning sets A2 from nu(d): bool ``(batch_size, num_modalities)``.
 
@@ -182,6 +191,9 @@ def sample_given_mask(
         generator: torch generator for reproducibility (its device is used for drawing).
         device: device of the result (default: the generator's, else CPU).
         per_batch: draw one decision and one subset for the whole batch (all rows equal).
+        present: optional bool ``(batch_size, num_modalities)``, the modalities each sample has
+            (incomplete data): A2 is then drawn among the present ones (a sample with fewer than two
+            present modalities always takes a joint step). Not with ``per_batch``.
 
     Cost: O(M) expected per row; M = 64 costs the same per modality as M = 2.
     """
@@ -192,12 +204,23 @@ def sample_given_mask(
     out_device = torch.device(device) if device is not None else None
     draw_device = generator.device if generator is not None else (out_device or torch.device("cpu"))
     rows = 1 if per_batch else batch_size
+    if present is not None:
+        if per_batch:
+            raise ValueError("present masks need per-sample conditioning sets (per_batch=False)")
+        present = present.to(device=draw_device, dtype=torch.bool).expand(batch_size, num_modalities)
     if num_modalities < 2 or d == 0.0 or rows == 0:
         given = torch.zeros(rows, num_modalities, dtype=torch.bool, device=draw_device)
-    else:
+    elif present is None:
         conditional = torch.rand(rows, generator=generator, device=draw_device) < d
         given = _uniform_proper_subsets(rows, num_modalities, generator, draw_device)
         given &= conditional[:, None]
+    else:
+        conditional = (torch.rand(rows, generator=generator, device=draw_device) < d) & (present.sum(-1) >= 2)
+        given = torch.zeros(rows, num_modalities, dtype=torch.bool, device=draw_device)
+        chosen = conditional.nonzero().squeeze(1)
+        if chosen.numel():
+            given[chosen] = _uniform_proper_subsets(chosen.numel(), num_modalities, generator, draw_device,
+                                                    present[chosen])
     if per_batch:
         given = given.expand(batch_size, num_modalities).clone()
     return given.to(out_device) if out_device is not None else given

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -178,6 +178,16 @@ def train_classifier(
     return model
 
 
+def _items_with(data: dict[str, Tensor], name: str, names: Sequence[str]) -> tuple[Tensor, Tensor]:
+    """The items of a collated split that have modality ``name``: ``(x (n, ...), labels (n,))``."""
+    if "present" not in data:
+        return data[name], data["label"]
+    rows = data["present"][:, list(names).index(name)]
+    if not bool(rows.any()):
+        raise EvaluationError(f"no training item has modality {name!r}: its classifier cannot be trained")
+    return data[name][rows], data["label"][rows]
+
+
 @dataclass
 class TrainedClassifier:
     """A trained classifier of one modality, with its test accuracy."""
@@ -308,9 +318,9 @@ def load_or_train_classifiers(
                 result[name] = TrainedClassifier(name, model, num_classes, info.get("accuracy"), trained_now=False)
                 continue
             train = training_split()
+            x, labels = _items_with(train, name, pipe.names)
             started = time.perf_counter()
-            train_classifier(model, train[name], train["label"], settings, progress=progress,
-                             description=f"classifier {name}")
+            train_classifier(model, x, labels, settings, progress=progress, description=f"classifier {name}")
         accuracy = classifier_accuracy(model, test_data[name], test_data["label"])
         classifier = TrainedClassifier(name, model, num_classes, accuracy, trained_now=True)
         if directory is not None:
@@ -318,7 +328,7 @@ def load_or_train_classifiers(
                 "name": name,
                 "num_classes": num_classes,
                 "accuracy": accuracy,
-                "train_items": int(train["label"].shape[0]),
+                "train_items": int(labels.shape[0]),
                 "test_items": int(test_data["label"].shape[0]),
                 "settings": asdict(settings),
                 "seconds": round(time.perf_counter() - started, 3),

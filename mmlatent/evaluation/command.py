@@ -112,7 +112,7 @@ def build_evaluator(
     load_seconds = time.perf_counter() - started
     started = time.perf_counter()
     classifiers = load_or_train_classifiers(
-        pipe, run_dir, test_data, lambda: load_split(pipe, "train"), settings, progress=progress
+        pipe, run_dir, test_data, lambda: load_split(pipe, "train", keep_incomplete=True), settings, progress=progress
     )
     classifier_seconds = time.perf_counter() - started
 

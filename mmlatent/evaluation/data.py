@@ -3,7 +3,8 @@
 Evaluation works on whole splits held in memory as ``{name: (N, *item_shape) tensor, "label":
 (N,) long}``, built with the pipeline's own collation (``pipe.dataset(split)`` and
 ``pipe.collate(items)``), so that classifiers and generated samples see exactly the layout the
-autoencoders see.
+autoencoders see. A split whose items lack modalities (:mod:`mmlatent.missing`) is evaluated on its
+complete items; the training split of the classifiers keeps every item with ``"present": (N, M)``.
 """
 
 from __future__ import annotations
@@ -57,10 +58,13 @@ def load_split(
     require_labels: bool = True,
     chunk_size: int = 512,
     selection_seed: int = 0,
+    keep_incomplete: bool = False,
 ) -> dict[str, Tensor]:
     """Collate a split of the pipeline's dataset into ``{name: (N, ...), "label": (N,)}``.
 
     ``limit`` keeps at most that many items (a fixed random subset, see :func:`_select_indices`).
+    Items that lack a modality are left out, unless ``keep_incomplete``: then every item is kept,
+    with ``"present": (N, M) bool`` (``pipe.names`` order) and zeros for the missing values.
     Raises :class:`EvaluationError` when the split is missing or, with ``require_labels``, has no
     labels.
     """
@@ -76,8 +80,11 @@ def load_split(
     for start in range(0, len(indices), chunk_size):
         items: Sequence[dict[str, Any]] = [dataset[i] for i in indices[start : start + chunk_size]]
         chunks.append(pipe.collate(list(items)))
-    keys = list(chunks[0])
-    data = {key: torch.cat([chunk[key] for chunk in chunks]) for key in keys}
+    data = _concatenate(chunks, list(pipe.names))
+    if "present" in data and not keep_incomplete:
+        data = subset({key: value for key, value in data.items() if key != "present"}, data["present"].all(1))
+        if num_items(data) == 0:
+            raise EvaluationError(f"no item of the {split!r} split has every modality")
     if require_labels and "label" not in data:
         raise EvaluationError(
             f"the {split!r} split has no labels: coherence and classifier Frechet distances need "
@@ -85,4 +92,22 @@ def load_split(
         )
     if "label" in data:
         data["label"] = data["label"].long().reshape(-1)
+    return data
+
+
+def _concatenate(chunks: Sequence[dict[str, Tensor]], names: Sequence[str]) -> dict[str, Tensor]:
+    """Collated chunks -> one collated split; ``"present"`` (and zeros) when any chunk lacks values."""
+    if not any("present" in chunk for chunk in chunks):
+        return {key: torch.cat([chunk[key] for chunk in chunks]) for key in chunks[0]}
+    data: dict[str, Tensor] = {}
+    for name in names:
+        example = next((chunk[name] for chunk in chunks if name in chunk), None)
+        if example is None:
+            continue
+        data[name] = torch.cat([chunk[name] if name in chunk else
+                                example.new_zeros((len(chunk["present"]), *example.shape[1:])) for chunk in chunks])
+    data["present"] = torch.cat([chunk["present"] if "present" in chunk else
+                                 torch.ones(len(chunk[names[0]]), len(names), dtype=torch.bool) for chunk in chunks])
+    if all("label" in chunk for chunk in chunks):
+        data["label"] = torch.cat([chunk["label"] for chunk in chunks])
     return data

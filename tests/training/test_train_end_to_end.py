@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gaussian_fixtures import GAUSS_MEAN, gaussian_conditional, gaussian_recipe
+from gaussian_fixtures import check_conditional, check_joint, gaussian_recipe
 from safetensors.torch import load_file
 
 from mmlatent import MLDPipeline
@@ -58,23 +58,12 @@ def test_run_directory_layout(trained_run: Path):
 
 def test_conditional_matches_closed_form(trained_run: Path):
     """b | a = a0 from the trained model vs the Gaussian conditional (mean and covariance)."""
-    pipe = MLDPipeline.load(trained_run)
-    a0 = np.array([1.5, -0.2], dtype=np.float32)
-    n = 2000
-    out = pipe.generate(given={"a": torch.tensor(a0).repeat(n, 1)}, sampler="euler_maruyama", steps=200, seed=1)
-    assert torch.equal(out["a"], torch.tensor(a0).repeat(n, 1))
-    b = out["b"].double().numpy()
-    mean, cov = gaussian_conditional(a0.astype(np.float64))
-    # tolerances: ~4 standard errors of the mean/cov estimates plus the model's own error
-    np.testing.assert_allclose(b.mean(0), mean, atol=0.15)
-    np.testing.assert_allclose(np.cov(b.T), cov, atol=0.12)
+    check_conditional(MLDPipeline.load(trained_run))
 
 
 def test_joint_generation_matches_marginal(trained_run: Path):
     pipe = MLDPipeline.load(trained_run)
-    out = pipe.generate(n=2000, sampler="euler_maruyama", steps=200, seed=2)
-    x = torch.cat([out["a"], out["b"]], 1).double().numpy()
-    np.testing.assert_allclose(x.mean(0), GAUSS_MEAN, atol=0.2)
+    check_joint(pipe)
     assert pipe.last_nfe == 200
 
 

@@ -46,6 +46,13 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------ modality trunks
+
+def _posterior(h: Tensor, k: int) -> ModelOutput:
+    """``(..., 2k)`` -> ``ModelOutput(embedding=(..., k), log_covariance=(..., k))`` as plain slices
+    (MultiVae writes into the log-variance of missing modalities in place, which the views of
+    ``split`` refuse)."""
+    return ModelOutput(embedding=h[..., :k], log_covariance=h[..., k:])
+
 class VariationalEncoder(BaseEncoder):
     """Data ``(*lead, *item_shape)`` -> ``ModelOutput(embedding=(*lead, k), log_covariance=(*lead, k))``.
 
@@ -62,8 +69,8 @@ class VariationalEncoder(BaseEncoder):
     def forward(self, x: Tensor) -> ModelOutput:
         lead = x.shape[: x.dim() - self.item_ndim]
         h = self.autoencoder.encode(x.reshape(-1, *x.shape[len(lead):]))
-        mu, log_var = h.reshape(*lead, 2 * self.latent_dim).split(self.latent_dim, dim=-1)
-        return ModelOutput(embedding=mu, log_covariance=log_var)
+        h = h.reshape(*lead, 2 * self.latent_dim)
+        return _posterior(h, self.latent_dim)
 
 
 class ModalityDecoder(BaseDecoder):
@@ -222,8 +229,7 @@ class GaussianMLPEncoder(BaseEncoder):
         self.head = nn.Linear(hidden, 2 * latent_dim)
 
     def forward(self, x: Tensor) -> ModelOutput:
-        mu, log_var = self.head(self.body(x)).split(self.latent_dim, dim=-1)
-        return ModelOutput(embedding=mu, log_covariance=log_var)
+        return _posterior(self.head(self.body(x)), self.latent_dim)
 
 
 class MLPDecoder(BaseDecoder):

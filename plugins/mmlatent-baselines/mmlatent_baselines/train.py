@@ -47,14 +47,18 @@ log = logging.getLogger("mmlatent.train")
 
 class VAEObjective(nn.Module):
     """MultiVae model -> its training loss per item: ``forward(data {name: (B, *item_shape)},
-    epoch, batch_ratio)`` -> scalar (the module Accelerate prepares: DDP sees plain tensors)."""
+    epoch, batch_ratio, masks)`` -> scalar (the module Accelerate prepares: DDP sees plain tensors).
+    ``masks``: ``{name: (B,) bool}``, which items have each modality (incomplete data: MultiVae
+    leaves the missing ones out of each family's loss)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, data: dict[str, Tensor], epoch: int, batch_ratio: float) -> Tensor:
-        out = self.model(DatasetOutput(data=data), epoch=epoch, batch_ratio=batch_ratio)
+    def forward(self, data: dict[str, Tensor], epoch: int, batch_ratio: float,
+                masks: dict[str, Tensor] | None = None) -> Tensor:
+        inputs = DatasetOutput(data=data) if masks is None else DatasetOutput(data=data, masks=masks)
+        out = self.model(inputs, epoch=epoch, batch_ratio=batch_ratio)
         return out.loss_sum / next(iter(data.values())).shape[0]
 
 
@@ -70,6 +74,7 @@ class VAETrainer(StagedTrainer):
         super().__init__(recipe, run_dir, accelerator, **context)
         self.family = recipe.model.family
         self.options = family_options(recipe)
+        self._template: dict[str, Tensor] = {}
 
     def outputs_of(self, step: str) -> list[Path]:
         if step == self.family:
@@ -85,6 +90,27 @@ class VAETrainer(StagedTrainer):
         step_seed = stage_seed(seed + step, f"{self.family}:rank{self.rank}")
         torch.manual_seed(step_seed)
         np.random.seed(step_seed)
+
+    def _inputs(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
+        """A collated batch -> MultiVae's ``data`` and ``masks`` (None when every item is complete)
+        on the device. A modality missing from every item of the batch gets zeros shaped like an
+        earlier batch's (its mask is False throughout, so they are never read)."""
+        device = self.accelerator.device
+        size = len(batch["present"]) if "present" in batch else len(batch[self.names[0]])
+        data = {}
+        for name in self.names:
+            if name in batch:
+                data[name] = batch[name].to(device)
+                self._template[name] = batch[name][:1]
+            elif name in self._template:
+                data[name] = self._template[name].new_zeros((size, *self._template[name].shape[1:])).to(device)
+            else:
+                raise UserError(f"the first training batch has no item with modality {name!r}: "
+                                "lower its missing rate or raise model.options.batch_size")
+        if "present" not in batch:
+            return data, None
+        present = batch["present"].to(device)
+        return data, {name: present[:, column] for column, name in enumerate(self.names)}
 
     def _train_vae(self) -> None:
         stage, options = self.family, self.options
@@ -116,12 +142,12 @@ class VAETrainer(StagedTrainer):
         objective.train()
         with self.stop.deferred():
             for step, batch in enumerate(loader, start=start):
-                data = {name: batch[name].to(self.accelerator.device) for name in self.names}
+                data, masks = self._inputs(batch)
                 epoch, within = divmod(step, per_epoch)
                 self._reseed(seed, step)
                 with self.accelerator.autocast():
                     try:
-                        loss = objective(data, epoch=epoch + 1, batch_ratio=within / per_epoch)
+                        loss = objective(data, epoch=epoch + 1, batch_ratio=within / per_epoch, masks=masks)
                     except ValueError as error:  # torch.distributions refuses the NaN parameters of a diverged model
                         if "Expected parameter" not in str(error):
                             raise
