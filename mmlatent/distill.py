@@ -444,9 +444,12 @@ def distill_run(run_dir: str | Path, config: DistillConfig | None = None, name: 
     missing = [n for n in pipe.names if n not in cached]
     if missing:
         raise CheckpointError(f"the latent cache {run.latents('train')} lacks modalities {missing}")
-    data = stats.concat(cached, pipe.names).to(device)
+    data = stats.concat(cached, pipe.names)
+    if "present" in cached:  # incomplete training data: the teacher's starting points are complete items
+        data = data[cached["present"].all(1)]
+    data = data.to(device)
     if data.shape[0] == 0:
-        raise CheckpointError(f"the latent cache {run.latents('train')} is empty")
+        raise CheckpointError(f"the latent cache {run.latents('train')} has no complete item")
     network = pipe.score_net.eval()
     student = copy.deepcopy(network).requires_grad_(True)
     teacher: EpsModel = network
