@@ -19,7 +19,7 @@ from mmlatent.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
-DATASET_RECIPES = ["mnist_svhn", "cub", "polymnist"]
+DATASET_RECIPES = ["mnist_svhn", "cub", "cub_star", "polymnist"]
 
 
 def recipe_path(name: str) -> Path:
@@ -83,6 +83,7 @@ PAPER = {
         **{f"modalities.m{i}.options.size": 28 for i in range(5)},
     },
 }
+PAPER["cub_star"] = {**PAPER["cub"], "modalities.image.options.arch": "ldm", "modalities.image.options.loss": "mse"}
 
 
 def _get(mapping: dict, dotted: str):
@@ -138,7 +139,7 @@ def _polymnist_data(root: Path) -> list[str]:
 
 
 DATA: dict[str, Callable[[Path], list[str]]] = {
-    "mnist_svhn": _mnist_svhn_data, "cub": _cub_data, "polymnist": _polymnist_data,
+    "mnist_svhn": _mnist_svhn_data, "cub": _cub_data, "cub_star": _cub_data, "polymnist": _polymnist_data,
 }
 
 
@@ -238,3 +239,30 @@ def test_readme_recipe_example_validates():
         assert recipe.diffusion.score_net == shipped.diffusion.score_net
         assert {n: m.latent_dim for n, m in recipe.modalities.items()} == \
             {n: m.latent_dim for n, m in shipped.modalities.items()}
+
+
+@pytest.mark.parametrize("damage", ["no root", "no captions", "no split", "no image"])
+def test_cub_missing_data_says_what_to_download_and_leaves_no_run(tmp_path, capsys, damage):
+    """`mmlatent train recipes/cub_star.yaml` without (all of) the data: exit 2, one message that
+    names the missing part and what to download, no traceback, no run directory."""
+    from mmlatent_image.testing import write_cub
+
+    root = tmp_path / "birds"
+    if damage != "no root":
+        names = write_cub(root, images_per_class=1)
+        if damage == "no captions":
+            (root / "text_c10" / names["train"][0]).with_suffix(".txt").unlink()
+        elif damage == "no split":
+            (root / "test" / "filenames.pickle").unlink()
+        else:
+            (root / "CUB_200_2011" / "images" / f"{names['test'][0]}.jpg").unlink()
+    recipe = recipe_path("cub_star")
+    run = tmp_path / "run"
+    code = cli_main(["train", str(recipe), "--output", str(run), "--no-progress", "--set", f"data.options.root={root}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "CUB_200_2011.tgz" in err and "text_c10" in err and "filenames.pickle" in err
+    expected = {"no root": "root folder", "no captions": "missing captions", "no split": "missing",
+                "no image": "missing image"}[damage]
+    assert expected in err
+    assert not run.exists()

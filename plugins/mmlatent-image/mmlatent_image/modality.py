@@ -14,7 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from torch import Tensor, nn
 
 from mmlatent import Modality
-from mmlatent_image.autoencoders import ConvAutoencoder, ImageAutoencoder, MLPAutoencoder, ResNetAutoencoder
+from mmlatent_image.autoencoders import (
+    ConvAutoencoder,
+    ImageAutoencoder,
+    LDMAutoencoder,
+    MLPAutoencoder,
+    ResNetAutoencoder,
+)
 from mmlatent_image.classifier import ImageClassifier
 from mmlatent_image.conversion import convert_channels, resize, to_float_chw
 from mmlatent_image.files import IMAGE_SUFFIXES, read_images, write_grid
@@ -22,7 +28,7 @@ from mmlatent_image.files import IMAGE_SUFFIXES, read_images, write_grid
 __all__ = ["DEFAULT_CONV_CHANNELS", "RANGE_TOLERANCE", "ImageModality", "ImageOptions"]
 
 #: ``conv_channels`` when the option is left out, per architecture.
-DEFAULT_CONV_CHANNELS = {"conv": (32, 64, 128), "resnet": (32, 64, 128, 256)}
+DEFAULT_CONV_CHANNELS = {"conv": (32, 64, 128), "resnet": (32, 64, 128, 256), "ldm": (32, 64, 128, 128)}
 #: Float pixels given by users may leave [0, 1] by this much (rounding); they are clamped.
 RANGE_TOLERANCE = 1e-4
 
@@ -34,8 +40,9 @@ class ImageOptions(BaseModel):
 
     channels: int = Field(1, description="Channels of the data space: 1 (grey), 3 (RGB) or 4 (RGBA).")
     size: int = Field(28, ge=4, le=1024, description="Side of the square data-space images; inputs are resized to it.")
-    arch: Literal["mlp", "conv", "resnet"] = Field(
-        "mlp", description="Autoencoder: mlp (the paper's MNIST one), conv (SVHN), resnet (CUB 64x64)."
+    arch: Literal["mlp", "conv", "resnet", "ldm"] = Field(
+        "mlp", description="Autoencoder: mlp (the paper's MNIST one), conv (SVHN), resnet (CUB 64x64), "
+                           "ldm (MLD*'s: the LDM autoencoder with a flat latent)."
     )
     loss: Literal["mse", "l1"] = Field("mse", description="Reconstruction loss: mse (Gaussian) or l1 (Laplace).")
     augment: bool = Field(False, description="TrivialAugmentWide on the autoencoder's training batches.")
@@ -44,8 +51,12 @@ class ImageOptions(BaseModel):
         None,
         min_length=1,
         max_length=8,
-        description="Channels of the stride-2 stages of conv/resnet (default 32-64-128 for conv, 32-64-128-256 for resnet).",
+        description="Channels of the stride-2 stages of conv/resnet (default 32-64-128 for conv, 32-64-128-256 for "
+                    "resnet); for ldm the channels of its levels, base channels times the channel multipliers "
+                    "(default 32-64-128-128: 3 downsamplings).",
     )
+    blocks_per_level: int = Field(1, ge=1, le=4, description="ldm: resnet blocks per level (the decoder has one more).")
+    attention: bool = Field(True, description="ldm: self-attention in the middle block (at the lowest resolution).")
 
     @field_validator("channels")
     @classmethod
@@ -158,6 +169,9 @@ class ImageModality(Modality):
         o = self.options
         if o.arch == "mlp":
             return MLPAutoencoder(self.latent_dim, o.channels, o.size, hidden=o.hidden, loss=o.loss)
+        if o.arch == "ldm":
+            return LDMAutoencoder(self.latent_dim, o.channels, o.size, level_channels=o.stage_channels(),
+                                  blocks_per_level=o.blocks_per_level, attention=o.attention, loss=o.loss)
         cls = ConvAutoencoder if o.arch == "conv" else ResNetAutoencoder
         return cls(self.latent_dim, o.channels, o.size, conv_channels=o.stage_channels(), loss=o.loss)
 

@@ -10,7 +10,14 @@ from pydantic import ValidationError
 from torch import nn
 
 from mmlatent.plugins import get_registry
-from mmlatent_image.autoencoders import ConvAutoencoder, MLPAutoencoder, ResNetAutoencoder
+from mmlatent_image.autoencoders import (
+    ConvAutoencoder,
+    LDMAutoencoder,
+    MLPAutoencoder,
+    ResnetBlock,
+    ResNetAutoencoder,
+    SelfAttention,
+)
 
 
 def build(options: dict, latent_dim: int = 8, name: str = "pic"):
@@ -115,6 +122,10 @@ def test_preprocess_rejects_what_is_not_an_image(value):
         ({"channels": 1, "size": 28, "arch": "conv"}, 16, ConvAutoencoder, 4),  # padded to 32
         ({"channels": 3, "size": 64, "arch": "resnet"}, 64, ResNetAutoencoder, 4),  # CUB
         ({"channels": 3, "size": 28, "arch": "resnet", "conv_channels": [8, 16]}, 10, ResNetAutoencoder, 7),
+        ({"channels": 3, "size": 32, "arch": "ldm", "conv_channels": [8, 16, 16, 32]}, 32, LDMAutoencoder, 4),
+        ({"channels": 3, "size": 64, "arch": "ldm", "conv_channels": [8, 16, 16, 32]}, 32, LDMAutoencoder, 8),
+        ({"channels": 1, "size": 28, "arch": "ldm", "conv_channels": [8, 8], "blocks_per_level": 2,
+          "attention": False}, 6, LDMAutoencoder, 14),
     ],
 )
 def test_autoencoder_shapes(options, latent_dim, cls, final_side):
@@ -144,6 +155,39 @@ def test_conv_autoencoder_is_the_svhn_one():
         (64, 128, (4, 4), (2, 2)),
         (128, 20, (4, 4), (1, 1)),
     ]
+
+
+def test_ldm_autoencoder_is_the_ldm_layout():
+    """Levels of resnet blocks with stride-2 convolutions between them, the middle block (resnet,
+    self-attention, resnet) at the lowest resolution, a flat latent; the decoder one block more per level."""
+    ae = build({"channels": 3, "size": 32, "arch": "ldm", "blocks_per_level": 2}, 24).build_autoencoder()
+    encoder_blocks = [m for m in ae.encoder.modules() if isinstance(m, ResnetBlock)]
+    decoder_blocks = [m for m in ae.decoder.modules() if isinstance(m, ResnetBlock)]
+    assert len(encoder_blocks) == 4 * 2 + 2 and len(decoder_blocks) == 4 * 3 + 2
+    strided = [m for m in ae.encoder if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
+    assert [m.out_channels for m in strided] == [32, 64, 128]
+    attention = [m for m in ae.modules() if isinstance(m, SelfAttention)]
+    assert len(attention) == 2  # one in each middle block
+    features = {}
+
+    def record(module, args, out):
+        features["shape"] = args[0].shape
+
+    attention[0].register_forward_hook(record)
+    ae.encode(torch.rand(2, 3, 32, 32))
+    assert features["shape"] == (2, 128, 4, 4)
+    no_attention = build({"channels": 3, "size": 32, "arch": "ldm", "attention": False}, 24).build_autoencoder()
+    assert not [m for m in no_attention.modules() if isinstance(m, SelfAttention)]
+
+
+def test_self_attention_mixes_positions():
+    torch.manual_seed(0)
+    block = SelfAttention(8)
+    x = torch.randn(1, 8, 4, 4)
+    changed = x.clone()
+    changed[..., 0, 0] += 3.0
+    difference = (block(changed) - block(x)).abs().sum(1)[0]
+    assert float(difference[3, 3]) > 1e-4  # a far position sees the change
 
 
 @pytest.mark.parametrize("loss", ["mse", "l1"])

@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 
 from mmlatent_image.datasets.base import resolve_root
 
-__all__ = ["CUBCaptions", "CUBOptions", "build_cub", "read_filenames"]
+__all__ = ["GET_CUB", "CUBCaptions", "CUBOptions", "build_cub", "read_filenames"]
 
 
 class CUBOptions(BaseModel):
@@ -157,8 +157,23 @@ class CUBCaptions(Dataset):
         return {"image": self.image(i), "caption": lines[j], "label": int(self.labels[i])}
 
 
+#: What to download and where it goes, appended to every "missing" error of the dataset.
+GET_CUB = """\
+CUB is not downloaded by mmlatent. Into the root folder ({root}) unpack:
+  1. CUB-200-2011 (CUB_200_2011.tgz, https://www.vision.caltech.edu/datasets/cub_200_2011/)
+     -> {root}/CUB_200_2011/images/<class>/<image>.jpg
+  2. the 10 captions per image of Reed et al. 2016 (text_c10, https://github.com/reedscot/cvpr2016)
+     -> {root}/text_c10/<class>/<image>.txt   (AttnGAN's copy names it text/: set captions_dir: text)
+  3. the class-disjoint train/test split of StackGAN/AttnGAN (the birds metadata linked from
+     https://github.com/taoxugit/AttnGAN) -> {root}/train/filenames.pickle, {root}/test/filenames.pickle
+Layout and options: the 'cub' section of the mmlatent-image README."""
+
+
 def build_cub(options: CUBOptions, split: str) -> CUBCaptions:
     if split not in ("train", "test"):
         raise ValueError(f"dataset 'cub' has splits 'train' and 'test', not {split!r}")
-    root = resolve_root(options.root, "cub")
-    return CUBCaptions(root, read_filenames(root / split), options)
+    try:
+        root = resolve_root(options.root, "cub")
+        return CUBCaptions(root, read_filenames(root / split), options)
+    except FileNotFoundError as error:  # a missing or partial folder: say what to get
+        raise FileNotFoundError(f"{error}\n{GET_CUB.format(root=options.root)}") from None
