@@ -144,6 +144,13 @@ class Modality:
         return None
 
     # ----------------------------------------------------------------------------------- people
+    def build_embedding(self, path: Path) -> nn.Module | None:
+        """An embedding network for a Frechet distance in its features (as FID is for images; e.g. a
+        Frechet audio distance), with weights from the local file ``path`` (never downloaded): a
+        module with ``features(x (N, *item_shape)) -> (N, F)``. None: this kind has none (recipe key
+        ``evaluation.embeddings``)."""
+        return None
+
     def to_values(self, batch: Tensor) -> list[Any]:
         """Data-space batch -> list of Python values a person reads (strings for text, ...)."""
         return list(batch.detach().cpu())

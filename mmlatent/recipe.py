@@ -279,6 +279,10 @@ class EvaluationConfig(_Strict):
     clip_model: Path | None = Field(default=None, description="local CLIP model directory for CLIP-S "
                                                               "(never downloaded); null: no CLIP-S")
     samples: int = Field(default=64, gt=0, description="samples per rendered grid")
+    embeddings: dict[str, Path] = Field(default_factory=dict, description="local weights of an embedding "
+                                        "network per modality name, built by the modality's plugin (e.g. "
+                                        "Frechet audio distance for audio); a Frechet distance in its features, "
+                                        "never downloaded")
 
 
 class ModelConfig(_Strict):
@@ -332,6 +336,8 @@ class Recipe(_Strict):
             exclude["model"] = True
         if self.data.missing is None:  # recipes written before data.missing resolve to the same text
             exclude["data"] = {"missing"}
+        if not self.evaluation.embeddings:  # the same for evaluation.embeddings
+            exclude["evaluation"] = {"embeddings"}
         return yaml.safe_dump(self.model_dump(mode="json", exclude=exclude or None), sort_keys=False)
 
 
@@ -534,6 +540,10 @@ def _semantic_errors(recipe: Recipe) -> list[tuple[str, str]]:
                                                                    f"(modalities: {', '.join(recipe.modalities)})"))
         if len(recipe.modalities) < 2:
             errors.append(("data.missing", "needs at least two modalities: an item must keep one"))
+    for name in recipe.evaluation.embeddings:
+        if name not in recipe.modalities:
+            errors.append((f"evaluation.embeddings.{name}", f"no modality {name!r} in this recipe "
+                                                            f"(modalities: {', '.join(recipe.modalities)})"))
     for name in recipe.modalities:
         if name in ("label", "present") or any(mark in name for mark in ("+", "->", ":", "=", ",")):
             errors.append((f"modalities.{name}", "this modality name is reserved or contains one of "

@@ -274,6 +274,11 @@ def check_evaluation_files(recipe: Recipe) -> None:
         return
     if section.inception_weights is not None:
         load_inception(section.inception_weights)  # EvaluationError names the file
+    if section.embeddings:  # build each embedding network now (EvaluationError names a bad file)
+        from mmlatent.build import build_modalities
+        from mmlatent.evaluation.command import load_embeddings
+
+        load_embeddings(build_modalities(recipe), dict(section.embeddings))
     if section.clip_model is not None:
         path = Path(section.clip_model).expanduser()
         if not (path / "config.json").is_file():

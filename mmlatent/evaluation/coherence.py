@@ -109,6 +109,15 @@ def clip_key(given: Sequence[str], image: str, text: str, several_pairs: bool) -
     return f"{key}:{image}+{text}" if several_pairs else key
 
 
+@torch.no_grad()
+def _embed(network: Any, x: Tensor, batch_size: int) -> Tensor:
+    """Embedding features ``(N, F)`` of a data-space batch ``x (N, ...)``, on the CPU."""
+    device = next((p.device for p in network.parameters()), torch.device("cpu")) \
+        if isinstance(network, torch.nn.Module) else torch.device("cpu")
+    return torch.cat([network.features(x[start:start + batch_size].to(device)).float().cpu()
+                      for start in range(0, x.shape[0], batch_size)])
+
+
 def batch_seed(seed: int, condition_index: int, batch_index: int) -> int:
     """The sampling seed of one generation batch, derived from the evaluation seed."""
     return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, condition_index, batch_index]).generate_state(1)[0])
@@ -129,6 +138,8 @@ class EvaluationResult:
     samples: dict[str, dict[str, Tensor]] = field(default_factory=dict)
     #: the sampling plan every condition was generated with
     plan: SamplingPlan | None = None
+    #: Frechet distances in the features of the modalities' embedding networks (same keys as ``fd``)
+    fd_embedding: dict[str, float] = field(default_factory=dict)
 
 
 class CoherenceEvaluator:
@@ -146,6 +157,8 @@ class CoherenceEvaluator:
         limit: evaluate at most this many test items (a fixed random subset) per condition.
         image_features: optional Inception-like extractor (:mod:`mmlatent.evaluation.fid`).
         clip_scorer: optional :class:`mmlatent.evaluation.clip_score.ClipScorer`.
+        embeddings: optional ``{name: module with features(x) -> (N, F)}``, the modalities'
+            embedding networks (:meth:`~mmlatent.modality.Modality.build_embedding`).
     """
 
     def __init__(
@@ -159,6 +172,7 @@ class CoherenceEvaluator:
         max_all_subsets: int = MAX_ALL_SUBSETS,
         image_features: Any = None,
         clip_scorer: Any = None,
+        embeddings: dict[str, Any] | None = None,
         keep_samples: int = 16,
         progress: bool = True,
         selection_seed: int = 0,
@@ -198,6 +212,11 @@ class CoherenceEvaluator:
                 self.real_inception[name] = gaussian_statistics(
                     inception_features(image_features, test_data[name], value_range=self._value_range(name))
                 )
+        self.embeddings = {name: network for name, network in (embeddings or {}).items() if name in self.names}
+        self.real_embedding: dict[str, GaussianStatistics] = {
+            name: gaussian_statistics(_embed(network, test_data[name], self.batch_size))
+            for name, network in self.embeddings.items()
+        }
         self.clip_scorer = clip_scorer
         text_names = [name for name in self.names if self._is_text(name)]
         self.clip_pairs = [(image, text) for image in self.image_names for text in text_names] if clip_scorer else []
@@ -252,7 +271,7 @@ class CoherenceEvaluator:
 
     def _quality(
         self, outputs: dict[str, Tensor], targets: Sequence[str], given: tuple[str, ...],
-        fd: dict[str, float], fid: dict[str, float],
+        fd: dict[str, float], fid: dict[str, float], fd_embedding: dict[str, float],
     ) -> None:
         for target in targets:
             key = condition_key(given, target) if given else f"joint:{target}"
@@ -264,6 +283,9 @@ class CoherenceEvaluator:
                     self.image_features, outputs[target], value_range=self._value_range(target)
                 )
                 fid[key] = frechet_distance_from_features(self.real_inception[target], generated)
+            if target in self.real_embedding and num_items(self.items) >= 2:
+                generated = _embed(self.embeddings[target], outputs[target], self.batch_size)
+                fd_embedding[key] = frechet_distance_from_features(self.real_embedding[target], generated)
 
     def _clip(self, outputs: dict[str, Tensor], given: tuple[str, ...], clip_s: dict[str, float]) -> None:
         for image, text in self.clip_pairs:
@@ -298,6 +320,7 @@ class CoherenceEvaluator:
         coherence: dict[str, float] = {}
         fd: dict[str, float] = {}
         fid: dict[str, float] = {}
+        fd_embedding: dict[str, float] = {}
         clip_s: dict[str, float] = dict(self.real_clip_s)
         samples: dict[str, dict[str, Tensor]] = {}
         nfes: list[int] = []
@@ -327,7 +350,7 @@ class CoherenceEvaluator:
                         if target in self.classifiers:
                             predicted = self.classifiers[target].predict(outputs[target])
                             coherence[condition_key(given, target)] = float((predicted == labels).double().mean())
-                self._quality(outputs, targets, given, fd, fid)
+                self._quality(outputs, targets, given, fd, fid, fd_embedding)
                 self._clip(outputs, given, clip_s)
                 samples[condition_label(given)] = self._keep(outputs)
                 metrics += time.perf_counter() - started
@@ -349,4 +372,5 @@ class CoherenceEvaluator:
             timings=timings,
             samples=samples,
             plan=plan,
+            fd_embedding=fd_embedding,
         )

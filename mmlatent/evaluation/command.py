@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mmlatent.checkpoint import save_json
 from mmlatent.diffusion.plan import SamplingPlan
 from mmlatent.errors import UserError
@@ -53,6 +55,7 @@ __all__ = [
     "compare_table",
     "evaluate_command",
     "evaluate_run",
+    "load_embeddings",
     "format_metrics",
     "metrics_record",
 ]
@@ -73,6 +76,31 @@ def _resolve_path(value: Any, run_dir: Path | None) -> Path | None:
     return path
 
 
+def load_embeddings(modalities: dict[str, Any], paths: dict[str, Path | None],
+                    device: str | torch.device = "cpu") -> dict[str, Any]:
+    """``{name: embedding network}`` from local weight files (``evaluation.embeddings``): each built by
+    its modality's :meth:`~mmlatent.modality.Modality.build_embedding`; an unknown name, a kind
+    without one or an unreadable file is an :class:`EvaluationError` naming it."""
+    networks = {}
+    for name, path in paths.items():
+        if path is None:
+            continue
+        if name not in modalities:
+            raise EvaluationError(f"evaluation.embeddings.{name}: no modality {name!r}")
+        if not Path(path).is_file():
+            raise EvaluationError(f"evaluation.embeddings.{name}: weights file not found: {path}")
+        try:
+            network = modalities[name].build_embedding(Path(path))
+        except Exception as error:  # noqa: BLE001 - any unreadable or mismatching file, named
+            raise EvaluationError(f"evaluation.embeddings.{name}: cannot load {path}: "
+                                  f"{type(error).__name__}: {error}") from None
+        if network is None:
+            raise EvaluationError(f"evaluation.embeddings.{name}: modality kind "
+                                  f"{type(modalities[name]).__name__} has no embedding network")
+        networks[name] = network.to(device).eval() if isinstance(network, torch.nn.Module) else network
+    return networks
+
+
 def build_evaluator(
     pipe: GenerativeModel,
     run_dir: str | Path | None,
@@ -82,6 +110,7 @@ def build_evaluator(
     classifier_settings: ClassifierSettings | dict[str, Any] | None = None,
     inception_weights: str | Path | None = None,
     clip_model: str | Path | None = None,
+    embeddings: dict[str, str | Path] | None = None,
     keep_samples: int | None = None,
     max_all_subsets: int = MAX_ALL_SUBSETS,
     progress: bool = True,
@@ -123,6 +152,11 @@ def build_evaluator(
     clip_path = _resolve_path(clip_model, run_dir)
     if clip_path is not None:
         scorer = ClipScorer.from_pretrained(clip_path, device=getattr(pipe, "device", "cpu"))
+    if embeddings is None:
+        embeddings = dict(getattr(section, "embeddings", None) or {})
+    networks = load_embeddings(pipe.modalities, {name: _resolve_path(path, run_dir)
+                                                 for name, path in embeddings.items()},
+                               device=getattr(pipe, "device", "cpu"))
 
     evaluator = CoherenceEvaluator(
         pipe,
@@ -133,6 +167,7 @@ def build_evaluator(
         max_all_subsets=max_all_subsets,
         image_features=extractor,
         clip_scorer=scorer,
+        embeddings=networks,
         keep_samples=keep_samples,
         progress=progress,
     )
@@ -170,6 +205,8 @@ def metrics_record(
     }
     if result.fid:
         record["fid"] = result.fid
+    if result.fd_embedding:
+        record["fd_embedding"] = result.fd_embedding
     if result.clip_s:
         record["clip_s"] = result.clip_s
     record.update(
@@ -204,6 +241,7 @@ def evaluate_run(
     classifier_settings: ClassifierSettings | dict[str, Any] | None = None,
     inception_weights: str | Path | None = None,
     clip_model: str | Path | None = None,
+    embeddings: dict[str, str | Path] | None = None,
     progress: bool = True,
     device: str | None = None,
     options: dict[str, Any] | None = None,
@@ -235,6 +273,7 @@ def evaluate_run(
         classifier_settings=classifier_settings,
         inception_weights=inception_weights,
         clip_model=clip_model,
+        embeddings=embeddings,
         progress=progress,
         split=split,
     )

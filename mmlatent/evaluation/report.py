@@ -127,6 +127,8 @@ def write_report(
     lines += _metric_table("Coherence", "coherence", coherence, _percent)
     lines += _metric_table("Frechet distance in classifier features (FMD)", "FD", metrics.get("fd") or {}, _number)
     lines += _metric_table("FID (Inception-v3)", "FID", metrics.get("fid") or {}, _number)
+    lines += _metric_table("Frechet distance in embedding-network features (e.g. FAD)", "FD",
+                           metrics.get("fd_embedding") or {}, _number)
     lines += _metric_table("CLIP-S", "CLIP-S", metrics.get("clip_s") or {}, _number)
 
     accuracy = metrics.get("classifier_accuracy") or {}

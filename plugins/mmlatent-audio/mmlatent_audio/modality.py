@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from mmlatent import Modality
 from mmlatent_audio.autoencoder import AudioAutoencoder
 from mmlatent_audio.classifier import AudioClassifier
+from mmlatent_audio.embedding import SpeechEmbedding
 from mmlatent_audio.features import LogMel
 from mmlatent_audio.files import AUDIO_SUFFIXES, read_audio, spectrogram_grid, write_wav
 
@@ -179,6 +180,11 @@ class AudioModality(Modality):
 
     def build_classifier(self, num_classes: int) -> nn.Module:
         return AudioClassifier(num_classes, **self._feature_options())
+
+    def build_embedding(self, path: Path) -> nn.Module:
+        """A wav2vec 2.0 / HuBERT encoder from the local file ``path``, for a Frechet audio distance
+        (:class:`~mmlatent_audio.embedding.SpeechEmbedding`)."""
+        return SpeechEmbedding.from_file(path, self.options.sample_rate)
 
     def log_mel(self, batch: Tensor) -> Tensor:
         """Waveforms ``(N, samples)`` -> scaled log-mel ``(N, n_mels, frames)`` (for pictures)."""

@@ -2,8 +2,9 @@
 
 ::
 
-    from mmlatent_audio.testing import write_fsdd
+    from mmlatent_audio.testing import write_fsdd, write_speech_embedding
     write_fsdd(tmp_path)            # tmp_path/recordings/{digit}_{speaker}_{index}.wav; options {"root": str(tmp_path)}
+    write_speech_embedding(tmp_path / "tiny.safetensors")   # evaluation.embeddings: {audio: ...}
 
 The recordings are tones whose pitch encodes the digit (``digit_tone``), so a classifier can learn them.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["digit_tone", "write_fsdd"]
+__all__ = ["TINY_SPEECH_EMBEDDING", "digit_tone", "write_fsdd", "write_speech_embedding"]
 
 
 def digit_tone(digit: int, seconds: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -60,3 +61,29 @@ def write_fsdd(
                 soundfile.write(str(path), data, sample_rate, subtype="PCM_16", format="WAV")
                 paths.append(path)
     return paths
+
+
+#: A tiny wav2vec 2.0 architecture (``torchaudio.models.wav2vec2_model`` arguments): 16-d features.
+TINY_SPEECH_EMBEDDING = {
+    "extractor_mode": "group_norm", "extractor_conv_layer_config": [[8, 10, 5], [8, 3, 2]],
+    "extractor_conv_bias": False, "encoder_embed_dim": 16, "encoder_projection_dropout": 0.0,
+    "encoder_pos_conv_kernel": 16, "encoder_pos_conv_groups": 2, "encoder_num_layers": 1, "encoder_num_heads": 2,
+    "encoder_attention_dropout": 0.0, "encoder_ff_interm_features": 32, "encoder_ff_interm_dropout": 0.0,
+    "encoder_dropout": 0.0, "encoder_layer_norm_first": False, "encoder_layer_drop": 0.0, "aux_num_out": None,
+}
+
+
+def write_speech_embedding(path: Path, config: dict | None = None, seed: int = 0):
+    """A randomly initialised wav2vec 2.0 encoder saved as the embedding network's weights file
+    (safetensors, its architecture in the ``config`` metadata); returns the encoder."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+    from torchaudio import models
+
+    config = dict(config or TINY_SPEECH_EMBEDDING)
+    torch.manual_seed(seed)
+    encoder = models.wav2vec2_model(**config)
+    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(path), {"config": json.dumps(config)})
+    return encoder

@@ -13,6 +13,7 @@ import soundfile
 
 from mmlatent.cli import main as cli_main
 from mmlatent.recipe import load_recipe
+from mmlatent_audio.testing import write_speech_embedding
 
 REPO = Path(__file__).resolve().parents[3]
 RECIPE = REPO / "recipes" / "digits_audio.yaml"
@@ -46,10 +47,13 @@ def test_the_four_modality_recipe_is_built_from_two_plugins():
 def test_digits_audio_trains_evaluates_and_samples_from_a_wav(tmp_path, capsys):
     run = tmp_path / "run"
     args = ["train", str(RECIPE), "--output", str(run), "--no-progress"]
-    for item in tiny_overrides(tmp_path / "spoken"):
+    write_speech_embedding(tmp_path / "embedding.safetensors")  # a Frechet audio distance in its features
+    for item in [*tiny_overrides(tmp_path / "spoken"), f"evaluation.embeddings={{audio: {tmp_path}/embedding.safetensors}}"]:
         args += ["--set", item]
     assert cli_main(args) == 0, capsys.readouterr().err
     metrics = json.loads((run / "metrics.json").read_text())
+    assert {"joint:audio", "gray->audio", "gray+color+caption->audio"} <= set(metrics["fd_embedding"])
+    assert "Frechet distance in embedding-network features" in (run / "report.md").read_text()
     names = ["gray", "color", "caption", "audio"]
     # M = 4: joint, every single given modality and every pair and triple as the condition
     assert {"joint", "audio->gray", "gray->audio", "gray+color+caption->audio", "caption+audio->color"} <= set(
