@@ -8,11 +8,15 @@ Every run is the recipe of ``benchmarks/baselines.py`` (variant ``caption``) wit
 ``data.missing.rate`` = r for every modality (missing completely at random; items left with no
 modality drawn again, so the fraction of items lacking a modality is a little below r), and one
 missing-not-at-random case (``by_label``: the caption missing for 75% of the digits 0-4, the colour
-digit for 75% of the digits 5-9). Budgets are the same at every rate: MLD trains the recipe's
-stage-1 epochs and ``--diffusion-steps`` score-network steps (default: the recipe's); a VAE family
-trains ``--vae-steps`` steps. The test split is complete, and every run is judged by the SAME
-coherence classifiers (trained once, on the complete training split of the first run at rate 0,
-and copied into every run), on ``--limit`` test items per direction (default: all).
+digit for 75% of the digits 5-9), and complete-case training at ``--complete-case`` (default 0.5: the
+same draw, only the items that kept every modality). Budgets are the same at every rate: MLD trains each autoencoder
+for the steps the recipe's epochs give on the complete training split (on the items that have its
+modality) and ``--diffusion-steps`` score-network steps (default: the recipe's); a VAE family
+trains ``--vae-steps`` steps. The test split is complete, and every run is judged by the SAME image
+classifiers (trained once, on the complete training split of the first run at rate 0, and copied
+into every run; the caption classifier reads token ids of the run's own vocabulary, fitted on its
+present captions, so it is trained in each run on the items that have a caption), on ``--limit``
+test items per direction (default: all).
 
 Writes under ``--out`` (default ``runs/missing``): one run directory per family and case (reused
 when its record exists), ``results.json``, ``table.md`` and ``missing.png`` (coherence of every
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -37,6 +42,7 @@ from mmlatent.manifest import record_files  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 VARIANT = "caption"
 NAMES = baselines.VARIANTS[VARIANT]
+TRAIN_ITEMS = 7000  # items of the quickstart's training split (digits_pair, k = 5)
 BY_LABEL = {"caption": {label: 0.75 for label in range(5)}, "color": {label: 0.75 for label in range(5, 10)}}
 
 
@@ -51,18 +57,27 @@ def case_recipe(family: str, missing: dict[str, Any] | None, diffusion_steps: in
         for modality in recipe["modalities"].values():
             modality["train"] = {"steps": 10, "lr": modality["train"]["lr"]}
         recipe["evaluation"]["classifier_epochs"] = 1
+    if family == "mld":  # stage 1 in steps: the complete-data run's, whatever the number of present items
+        for modality in recipe["modalities"].values():
+            train = modality["train"]
+            if "epochs" in train:
+                batch = train.get("batch_size") or recipe["data"]["batch_size"]
+                train["steps"] = train.pop("epochs") * math.ceil(TRAIN_ITEMS / batch)
     if missing is not None:
         recipe["data"]["missing"] = {**missing, "seed": 0}
     recipe["name"] = f"missing_{family}"
     return recipe
 
 
-def cases(rates: list[float], by_label: bool) -> list[tuple[str, dict[str, Any] | None]]:
+def cases(rates: list[float], by_label: bool, complete_case: float = 0.0) -> list[tuple[str, dict[str, Any] | None]]:
     out: list[tuple[str, dict[str, Any] | None]] = []
     for rate in rates:
         out.append((f"rate {rate:g}", None if rate == 0 else {"rate": {name: rate for name in NAMES}}))
     if by_label:
         out.append(("by label", {"by_label": BY_LABEL}))
+    if complete_case:
+        out.append((f"rate {complete_case:g} complete items only",
+                    {"rate": {name: complete_case for name in NAMES}, "complete_only": True}))
     return out
 
 
@@ -84,15 +99,34 @@ def run_case(out: Path, family: str, label: str, missing: dict[str, Any] | None,
     if record_file.is_file():
         return json.loads(record_file.read_text())
     record: dict[str, Any] = {"family": family, "case": label, "missing": missing}
-    record["train_seconds"] = baselines.train(case_recipe(family, missing, diffusion_steps, vae_steps, quick), run)
-    if judges is not None:  # the same classifiers judge every run
-        shutil.rmtree(run / "classifiers", ignore_errors=True)
-        shutil.copytree(judges, run / "classifiers")
-        record_files(run, sorted((run / "classifiers").iterdir()))  # the run's manifest vouches for them
+    seconds_file = run.parent / f"{run.name}.seconds"
+    if not seconds_file.is_file():  # a trained run whose evaluation did not finish is not trained again
+        seconds = baselines.train(case_recipe(family, missing, diffusion_steps, vae_steps, quick), run)
+        seconds_file.write_text(f"{seconds}\n")
+    record["train_seconds"] = float(seconds_file.read_text())
+    shutil.rmtree(run / "classifiers", ignore_errors=True)
+    if judges is not None:
+        share_judges(judges, run)
     record |= baselines.evaluate(run, limit, None)
     record["missing_fraction"] = missing_fraction(run)
     record_file.write_text(json.dumps(record, indent=1))
     return record
+
+
+def share_judges(judges: Path, run: Path) -> None:
+    """Copy the first run's classifiers into ``run`` for the modalities whose preprocessing is not
+    fitted (images: the same judge for every run); a classifier that reads fitted preprocessing (a
+    caption's token ids, whose vocabulary is fitted on the run's own present captions) is trained
+    again in each run, on its present items."""
+    (run / "classifiers").mkdir(parents=True, exist_ok=True)
+    copied = []
+    for source in sorted(judges.iterdir()):
+        name = source.name.split(".")[0]
+        if (run / "modalities" / f"{name}.json").is_file():
+            continue
+        shutil.copy2(source, run / "classifiers" / source.name)
+        copied.append(run / "classifiers" / source.name)
+    record_files(run, copied)  # the run's manifest vouches for them
 
 
 def table(records: list[dict[str, Any]]) -> str:
@@ -118,7 +152,8 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
     keys = baselines.direction_order(NAMES)
     figure, axes = plt.subplots(1, len(families), figsize=(5.5 * len(families), 4), squeeze=False, sharey=True)
     for axis, family in zip(axes[0], families):
-        rows = [r for r in records if r["family"] == family and r["case"].startswith("rate ")]
+        rows = [r for r in records if r["family"] == family and r["case"].startswith("rate ")
+                and "complete" not in r["case"]]
         rates = [float(r["case"].split()[1]) for r in rows]
         for key in keys:
             axis.plot(rates, [100 * r["coherence"][key] for r in rows], marker="o", label=key.replace("->", "→"),
@@ -143,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-steps", type=int, default=3000, help="training steps of each VAE family")
     parser.add_argument("--limit", type=int, default=None, help="test items per direction (default: all)")
     parser.add_argument("--no-by-label", action="store_true", help="skip the missing-by-label case")
+    parser.add_argument("--complete-case", type=float, default=0.5,
+                        help="also train on only the complete items at this rate (0: no)")
     parser.add_argument("--quick", action="store_true",
                         help="a few steps of everything and 30 test items (checks the script, measures nothing)")
     args = parser.parse_args(argv)
@@ -158,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     records, judges = [], None
     for family in families:
-        for label, missing in cases(rates, not args.no_by_label):
+        for label, missing in cases(rates, not args.no_by_label, args.complete_case if family == "mld" else 0.0):
             record = run_case(args.out, family, label, missing, judges, args.diffusion_steps, args.vae_steps,
                               args.limit, args.quick)
             if judges is None:

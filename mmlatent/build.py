@@ -48,6 +48,8 @@ def build_dataset(recipe: Recipe, split: str) -> Any:
         dataset = IncompleteDataset.from_rates(dataset, names, [recipe.field_of(name) for name in names],
                                                missing.rate, missing.by_label,
                                                seed=missing.seed * 1_000_003 + splits.index(split))
+        if missing.complete_only:
+            dataset = dataset.complete_items()
     return dataset
 
 

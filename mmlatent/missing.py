@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-__all__ = ["IncompleteDataset", "draw_presence", "field_presence", "is_missing", "missing_probabilities"]
+__all__ = ["CompleteItems", "IncompleteDataset", "draw_presence", "field_presence", "is_missing", "missing_probabilities"]
 
 #: Redraws of items that lost every modality before one modality is kept at random.
 MAX_REDRAWS = 1000
@@ -142,6 +142,10 @@ class IncompleteDataset(Dataset):
                 present[:, column] &= self.present[:, self.fields.index(field)]
         return present
 
+    def complete_items(self) -> CompleteItems:
+        """The items that kept every modality, as a dataset (complete-case training)."""
+        return CompleteItems(self.dataset, self.present.all(1).nonzero().squeeze(1).tolist())
+
     @classmethod
     def from_rates(cls, dataset: Dataset, names: Sequence[str], fields: Sequence[str], rate: Mapping[str, float],
                    by_label: Mapping[str, Mapping[int, float]], seed: int) -> IncompleteDataset:
@@ -150,3 +154,20 @@ class IncompleteDataset(Dataset):
         labels = dataset_labels(dataset) if by_label else None
         probabilities = missing_probabilities(names, rate, by_label, labels, len(dataset))  # type: ignore[arg-type]
         return cls(dataset, fields, draw_presence(probabilities, seed))
+
+
+class CompleteItems(Dataset):
+    """Items ``indices`` of a raw dataset (its ``labels`` attribute kept in step)."""
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = list(indices)
+        labels = getattr(dataset, "labels", None)
+        if labels is not None:
+            self.labels = [int(labels[i]) for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.dataset[self.indices[index]]

@@ -83,6 +83,8 @@ class MissingConfig(_Strict):
                                                   description="splits made incomplete (the test split stays "
                                                               "complete for evaluation)")
     seed: int = Field(default=0, description="seed of the draw (same seed, same missing values)")
+    complete_only: bool = Field(default=False, description="keep only the items that kept every modality "
+                                                           "(complete-case training, to compare with)")
 
     @model_validator(mode="after")
     def _rates(self) -> MissingConfig:

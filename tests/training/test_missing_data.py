@@ -104,6 +104,16 @@ def test_build_dataset_hides_fields_of_train_only(tmp_path):
     assert torch.equal(present, build_dataset(recipe, "train").present)  # reproducible
 
 
+def test_complete_only_keeps_the_complete_items(tmp_path):
+    recipe = parse_recipe(_recipe(tmp_path, **{"data.missing": {**HALF_MISSING, "complete_only": True}}))
+    incomplete = build_dataset(parse_recipe(_recipe(tmp_path, **{"data.missing": HALF_MISSING})), "train")
+    complete = build_dataset(recipe, "train")
+    kept = incomplete.present.all(1).nonzero().squeeze(1).tolist()
+    assert len(complete) == len(kept) and 0 < len(kept) < len(incomplete)
+    assert all(complete[i]["a"] is not None and complete[i]["b"] is not None for i in range(len(complete)))
+    assert torch.equal(torch.as_tensor(complete[3]["a"]), torch.as_tensor(incomplete[kept[3]]["a"]))
+
+
 def test_collate_fills_missing_values_and_reports_presence(tmp_path):
     recipe = parse_recipe(_recipe(tmp_path, **{"data.missing": HALF_MISSING}))
     registry = get_registry()
