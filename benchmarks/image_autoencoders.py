@@ -1,0 +1,216 @@
+"""The image autoencoders at equal latent size and equal wall-clock: conv, resnet and ldm (MLD*'s).
+
+    python benchmarks/image_autoencoders.py [--out DIR] [--budget 150] [--sizes 32,64] [--archs conv,resnet,ldm]
+                                            [--latent 32] [--mld-size 32] [--diffusion-steps 8000] [--quick]
+
+Data: the colour digits of ``digits_pair`` (scikit-learn's handwritten digits rendered like SVHN;
+no download) at each ``--sizes`` side (upsampled from 8x8). For every size and architecture, the
+image plugin's autoencoder (its default channels, latent ``--latent``, squared error, Adam 1e-3,
+batch 128, no augmentation) trains on the training images for ``--budget`` seconds of wall-clock
+(the same for every architecture; run it alone on the machine), then on the test images:
+reconstruction MSE per pixel, PSNR (mean over images of 10 log10(1 / MSE)), the accuracy of a
+colour classifier (trained once per size on the real training images) on the reconstructions, and
+the training speed in images/s.
+
+At ``--mld-size`` (default 32), an MLD run is built on each: the quickstart recipe at that size
+with the colour modality's autoencoder of that architecture trained for the steps it reached in the
+budget, ``--diffusion-steps`` score-network steps; coherence of every direction and Frechet
+distances by ``mmlatent evaluate``'s code, the same classifiers judging every run.
+
+Writes under ``--out`` (default ``runs/image_autoencoders``): ``table.md``, ``results.json``, one
+run directory per architecture, ``reconstructions_<size>.png`` (test images, then each
+architecture's reconstructions). Prints the tables and, as its LAST line, one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import baselines  # noqa: E402  (training and evaluation as benchmarks/baselines.py does them)
+
+from mmlatent.manifest import record_files  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHS = ("conv", "resnet", "ldm")
+
+
+def colour_digits(size: int, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The colour digits of ``digits_pair``'s ``split`` at ``size``: images (N, 3, size, size) in [0, 1], labels (N,)."""
+    from mmlatent.plugins import get_registry
+
+    spec = get_registry().dataset("digits_pair")
+    dataset = spec.build(spec.validate_options({"k": 5, "captions": False, "seed": 0, "size": size}), split)
+    modality = image_modality("conv", size, 32)
+    items = [dataset[i] for i in range(len(dataset))]
+    images = torch.stack([modality.preprocess(item["color"]) for item in items])
+    return images, torch.tensor([int(item["label"]) for item in items])
+
+
+def image_modality(arch: str, size: int, latent: int):
+    from mmlatent.plugins import get_registry
+
+    return get_registry().modality("image").build("color", {"channels": 3, "size": size, "arch": arch}, latent)
+
+
+def train_classifier(train: tuple[torch.Tensor, torch.Tensor], size: int, epochs: int) -> torch.nn.Module:
+    from mmlatent.evaluation.classifiers import ClassifierSettings
+    from mmlatent.evaluation.classifiers import train_classifier as fit
+
+    torch.manual_seed(0)
+    model = image_modality("conv", size, 32).build_classifier(10)
+    return fit(model, train[0], train[1], ClassifierSettings(epochs=epochs), progress=False).eval()
+
+
+@torch.no_grad()
+def reconstruct(autoencoder, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    autoencoder.eval()
+    return torch.cat([autoencoder.to_data(autoencoder.decode(autoencoder.encode(x))) for x in images.split(batch)])
+
+
+def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: float, batch: int = 128,
+              lr: float = 1e-3) -> tuple[Any, int, float]:
+    """Train the ``arch`` autoencoder on ``images`` for ``budget`` seconds: (autoencoder, steps, seconds)."""
+    torch.manual_seed(0)
+    autoencoder = image_modality(arch, size, latent).build_autoencoder()
+    optimizer = torch.optim.Adam(autoencoder.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(0)
+    autoencoder.train()
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < budget:
+        x = images[torch.randint(len(images), (batch,), generator=generator)]
+        loss = autoencoder.training_loss(x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps += 1
+    return autoencoder, steps, time.perf_counter() - started
+
+
+def measure(arch: str, size: int, latent: int, train, test, classifier, budget: float) -> dict[str, Any]:
+    autoencoder, steps, seconds = train_for(arch, size, latent, train[0], budget)
+    recon = reconstruct(autoencoder, test[0])
+    mse = (recon - test[0]).pow(2).flatten(1).mean(1)
+    accuracy = float((classifier(recon).argmax(1) == test[1]).double().mean())
+    return {"arch": arch, "size": size, "latent": latent, "steps": steps, "seconds": seconds,
+            "images_per_s": steps * 128 / seconds, "parameters": sum(p.numel() for p in autoencoder.parameters()),
+            "mse": float(mse.mean()), "psnr": float((10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()),
+            "classifier_on_reconstructions": accuracy, "reconstructions": recon[:8]}
+
+
+def mld_recipe(arch: str, size: int, latent: int, steps: int, diffusion_steps: int, quick: bool) -> dict[str, Any]:
+    recipe = baselines.family_recipe("caption", "mld", seed=0)
+    recipe["name"] = f"image_ae_{arch}"
+    recipe["data"]["options"]["size"] = size
+    recipe["modalities"]["gray"]["options"]["size"] = size
+    color = recipe["modalities"]["color"]
+    color["latent_dim"] = latent
+    color["options"] = {"channels": 3, "size": size, "arch": arch}
+    color["train"] = {"steps": max(1, steps), "lr": 1e-3}
+    recipe["diffusion"]["train"]["steps"] = diffusion_steps
+    if quick:
+        for name in ("gray", "caption"):
+            recipe["modalities"][name]["train"] = {"steps": 5, "lr": recipe["modalities"][name]["train"]["lr"]}
+        recipe["evaluation"]["classifier_epochs"] = 1
+    return recipe
+
+
+def mld_run(out: Path, arch: str, size: int, latent: int, steps: int, diffusion_steps: int, judges: Path | None,
+            limit: int | None, quick: bool) -> dict[str, Any]:
+    run = out / f"mld_{arch}"
+    seconds = baselines.train(mld_recipe(arch, size, latent, steps, diffusion_steps, quick), run)
+    if judges is not None:
+        shutil.rmtree(run / "classifiers", ignore_errors=True)
+        shutil.copytree(judges, run / "classifiers")
+        record_files(run, sorted((run / "classifiers").iterdir()))
+    metrics = baselines.evaluate(run, limit, None)
+    return {"train_seconds": seconds, "coherence": metrics["coherence"], "fd": metrics["fd"], "run": str(run)}
+
+
+def save_reconstructions(rows: list[torch.Tensor], path: Path) -> None:
+    from torchvision.utils import save_image
+
+    save_image(torch.cat(rows), path, nrow=rows[0].shape[0], padding=1)
+
+
+def tables(records: list[dict[str, Any]]) -> str:
+    lines = ["| size | arch | parameters | images/s | steps in budget | MSE / pixel | PSNR (dB) | classifier on recon |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['size']} | {r['arch']} | {r['parameters'] / 1e6:.2f} M | {r['images_per_s']:.0f} | {r['steps']} | "
+                     f"{r['mse']:.5f} | {r['psnr']:.2f} | {100 * r['classifier_on_reconstructions']:.1f}% |")
+    with_mld = [r for r in records if "mld" in r]
+    if with_mld:
+        keys = baselines.direction_order(baselines.VARIANTS["caption"])
+        lines += ["", "| MLD on arch | " + " | ".join(k.replace("->", "→") for k in keys) + " | FD color (joint) |",
+                  "|" + "---|" * (len(keys) + 2)]
+        for r in with_mld:
+            cells = [f"{100 * r['mld']['coherence'][k]:.1f}" for k in keys]
+            lines.append(f"| {r['arch']} ({r['size']}x{r['size']}) | " + " | ".join(cells) +
+                         f" | {r['mld']['fd'].get('joint:color', float('nan')):.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "image_autoencoders")
+    parser.add_argument("--budget", type=float, default=150.0, help="training seconds per autoencoder")
+    parser.add_argument("--sizes", default="32,64")
+    parser.add_argument("--archs", default=",".join(ARCHS))
+    parser.add_argument("--latent", type=int, default=32)
+    parser.add_argument("--mld-size", type=int, default=32, help="size of the MLD runs (0: none)")
+    parser.add_argument("--diffusion-steps", type=int, default=8000)
+    parser.add_argument("--limit", type=int, default=None, help="test items per direction in the MLD evaluation")
+    parser.add_argument("--classifier-epochs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="seconds of training, 20 score-net steps (checks the script)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.budget, args.diffusion_steps, args.limit, args.classifier_epochs = 2.0, 20, 30, 1
+    sizes = [int(s) for s in args.sizes.split(",")]
+    archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    unknown = set(archs) - set(ARCHS)
+    if unknown:
+        parser.error(f"unknown archs {sorted(unknown)} (choose among {', '.join(ARCHS)})")
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    records: list[dict[str, Any]] = []
+    judges = None
+    for size in sizes:
+        train, test = colour_digits(size, "train"), colour_digits(size, "test")
+        classifier = train_classifier(train, size, args.classifier_epochs)
+        real = float((classifier(test[0]).argmax(1) == test[1]).double().mean())
+        print(f"size {size}: {len(train[0])} training images, classifier on real test images {100 * real:.1f}%",
+              flush=True)
+        rows = [test[0][:8]]
+        for arch in archs:
+            record = measure(arch, size, args.latent, train, test, classifier, args.budget)
+            rows.append(record.pop("reconstructions"))
+            record["classifier_on_real"] = real
+            if size == args.mld_size:
+                record["mld"] = mld_run(args.out, arch, size, args.latent, record["steps"], args.diffusion_steps,
+                                        judges, args.limit, args.quick)
+                if judges is None:
+                    judges = Path(record["mld"]["run"]) / "classifiers"
+            records.append(record)
+            print(f"size {size} {arch}: {record['steps']} steps, PSNR {record['psnr']:.2f} dB, classifier "
+                  f"{100 * record['classifier_on_reconstructions']:.1f}%", flush=True)
+        save_reconstructions(rows, args.out / f"reconstructions_{size}.png")
+    text = tables(records)
+    (args.out / "table.md").write_text(text + "\n")
+    (args.out / "results.json").write_text(json.dumps(records, indent=1))
+    print(text)
+    print(json.dumps({"budget_s": args.budget, "records": records}))
+    return 0 if all(math.isfinite(r["psnr"]) for r in records) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
