@@ -203,6 +203,9 @@ class DiffusionTrain(_Strict):
                                                                  "steps (also used by stage 1)")
     log_every: int = Field(default=50, gt=0, description="record the loss in history.json and the curves every "
                                                          "this many steps (both stages)")
+    complete_fraction: float | None = Field(default=None, gt=0, le=1, description="with missing values: the "
+                                            "fraction of each batch drawn from the items that have every modality "
+                                            "(the only ones that teach the whole joint); null: items as they come")
 
     @model_validator(mode="after")
     def _one_length(self) -> DiffusionTrain:
@@ -340,6 +343,8 @@ class Recipe(_Strict):
             exclude["data"] = {"missing"}
         if not self.evaluation.embeddings:  # the same for evaluation.embeddings
             exclude["evaluation"] = {"embeddings"}
+        if self.diffusion.train.complete_fraction is None:  # and diffusion.train.complete_fraction
+            exclude["diffusion"] = {"train": {"complete_fraction"}}
         return yaml.safe_dump(self.model_dump(mode="json", exclude=exclude or None), sort_keys=False)
 
 

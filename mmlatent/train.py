@@ -179,6 +179,13 @@ class MLDTrainer(StagedTrainer):
         z = stats.concat(cached, self.names).to(self.accelerator.device)
         # missing modalities are absent in every step (pure noise at time T, no loss)
         absent = ~cached["present"].to(self.accelerator.device) if "present" in cached else None
+        complete_rows, complete_batch = None, 0
+        if absent is not None and cfg.complete_fraction:
+            complete_rows = cached["present"].all(1).nonzero().squeeze(1)
+            if complete_rows.numel() == 0:
+                raise UserError("diffusion.train.complete_fraction: no training item has every modality")
+            batch_size = cfg.batch_size or self.recipe.data.batch_size
+            complete_batch = self.world * round(cfg.complete_fraction * batch_size / self.world)
         layout = build_layout(self.recipe)
         sde = build_sde(self.recipe)
         torch.manual_seed(stage_seed(self.recipe.seed, stage))
@@ -202,7 +209,7 @@ class MLDTrainer(StagedTrainer):
                 if cfg.warmup_steps:
                     for group in optimizer.param_groups:
                         group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
-                idx = batch_indices(step, n, batch, data_seed, self.rank, self.world)
+                idx = step_indices(step, n, batch, data_seed, self.rank, self.world, complete_rows, complete_batch)
                 noise.manual_seed(stage_seed(data_seed + step, f"noise:{self.rank}"))
                 with self.accelerator.autocast():
                     loss = masked_multitime_loss(model, z[idx], sde, layout, d=self.recipe.diffusion.d,
@@ -226,6 +233,19 @@ class MLDTrainer(StagedTrainer):
             save_tensors(self.run.score_net, ema.module.state_dict(), {"config": json.dumps(config)})
             log.info("stage 2: %d steps", total)
         self.mark_done(stage, [self.run.score_net])
+
+
+def step_indices(step: int, n: int, batch: int, seed: int, rank: int, world: int,
+                 complete_rows: torch.Tensor | None = None, complete_batch: int = 0) -> torch.Tensor:
+    """Rows of stage-2 batch ``step`` for process ``rank``: :func:`~mmlatent.data.batch_indices`, or
+    with ``complete_rows`` (``diffusion.train.complete_fraction``) ``complete_batch`` rows of the
+    global batch drawn from them (their own seeded stream) and the rest from every row."""
+    if complete_rows is None:
+        return batch_indices(step, n, batch, seed, rank, world)
+    parts = [complete_rows[batch_indices(step, complete_rows.numel(), complete_batch, seed + 1, rank, world)]]
+    if complete_batch < batch:
+        parts.append(batch_indices(step, n, batch - complete_batch, seed, rank, world))
+    return torch.cat(parts)
 
 
 #: The name this class had before model families (kept for scripts that import it).

@@ -130,6 +130,23 @@ def test_collate_fills_missing_values_and_reports_presence(tmp_path):
     assert "b" not in lone and lone["a"].shape == (5, 2)
 
 
+def test_complete_fraction_batches():
+    from mmlatent.train import step_indices
+
+    complete = torch.tensor([3, 7, 11, 19, 23])
+    idx = step_indices(5, 40, 16, seed=2, rank=0, world=1, complete_rows=complete, complete_batch=8)
+    assert idx.shape == (16,) and set(idx[:8].tolist()) <= set(complete.tolist())
+    assert torch.equal(idx, step_indices(5, 40, 16, 2, 0, 1, complete, 8))  # a function of the step: resumable
+    halves = [step_indices(5, 40, 16, 2, rank, 2, complete, 8) for rank in (0, 1)]
+    assert sorted(torch.cat(halves).tolist()) == sorted(idx.tolist())  # two processes share the global batch
+    only = step_indices(5, 40, 16, 2, 0, 1, complete, 16)
+    assert set(only.tolist()) <= set(complete.tolist())
+    recipe = parse_recipe(gaussian_recipe(Path("x.safetensors"), **{"diffusion.train.complete_fraction": 0.5}),
+                          check_plugins=False)
+    assert recipe.diffusion.train.complete_fraction == 0.5
+    assert "complete_fraction" not in parse_recipe(gaussian_recipe(Path("x.safetensors")), check_plugins=False).to_yaml()
+
+
 # --------------------------------------------------------------------- conditioning sets, loss
 def test_given_sets_are_drawn_among_present_modalities():
     generator = torch.Generator().manual_seed(0)
@@ -211,3 +228,11 @@ def test_incomplete_conditional_matches_closed_form(incomplete_run: Path):
 
 def test_incomplete_joint_matches_closed_form(incomplete_run: Path):
     check_joint(MLDPipeline.load(incomplete_run))
+
+
+def test_training_with_a_complete_fraction_runs(tmp_path):
+    recipe = _recipe(tmp_path, **{"data.missing": HALF_MISSING, "diffusion.train.steps": 20,
+                                  "diffusion.train.complete_fraction": 0.5})
+    run = _train(recipe, tmp_path)
+    assert "complete_fraction: 0.5" in (run / "recipe.yaml").read_text()
+    assert MLDPipeline.load(run).generate(n=3, steps=4)["b"].shape == (3, 3)
