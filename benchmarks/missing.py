@@ -9,7 +9,8 @@ Every run is the recipe of ``benchmarks/baselines.py`` (variant ``caption``) wit
 modality drawn again, so the fraction of items lacking a modality is a little below r), and one
 missing-not-at-random case (``by_label``: the caption missing for 75% of the digits 0-4, the colour
 digit for 75% of the digits 5-9), and complete-case training at ``--complete-case`` (default 0.5: the
-same draw, only the items that kept every modality). Budgets are the same at every rate: MLD trains each autoencoder
+same draw, only the items that kept every modality) and at ``--complete-fraction RATE:FRACTION``
+(default 0.5:0.5: half of each score-network batch from the complete items). Budgets are the same at every rate: MLD trains each autoencoder
 for the steps the recipe's epochs give on the complete training split (on the items that have its
 modality) and ``--diffusion-steps`` score-network steps (default: the recipe's); a VAE family
 trains ``--vae-steps`` steps. The test split is complete, and every run is judged by the SAME image
@@ -31,6 +32,7 @@ import json
 import math
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,8 @@ from mmlatent.manifest import record_files  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 VARIANT = "caption"
 NAMES = baselines.VARIANTS[VARIANT]
+#: Key of a case's missing section that is a stage-2 setting (diffusion.train.complete_fraction).
+COMPLETE_FRACTION = "complete_fraction"
 TRAIN_ITEMS = 7000  # items of the quickstart's training split (digits_pair, k = 5)
 BY_LABEL = {"caption": {label: 0.75 for label in range(5)}, "color": {label: 0.75 for label in range(5, 10)}}
 
@@ -64,12 +68,17 @@ def case_recipe(family: str, missing: dict[str, Any] | None, diffusion_steps: in
                 batch = train.get("batch_size") or recipe["data"]["batch_size"]
                 train["steps"] = train.pop("epochs") * math.ceil(TRAIN_ITEMS / batch)
     if missing is not None:
+        missing = dict(missing)
+        fraction = missing.pop(COMPLETE_FRACTION, None)
+        if fraction is not None:
+            recipe["diffusion"]["train"]["complete_fraction"] = fraction
         recipe["data"]["missing"] = {**missing, "seed": 0}
     recipe["name"] = f"missing_{family}"
     return recipe
 
 
-def cases(rates: list[float], by_label: bool, complete_case: float = 0.0) -> list[tuple[str, dict[str, Any] | None]]:
+def cases(rates: list[float], by_label: bool, complete_case: float = 0.0,
+          complete_fractions: Sequence[tuple[float, float]] = ()) -> list[tuple[str, dict[str, Any] | None]]:
     out: list[tuple[str, dict[str, Any] | None]] = []
     for rate in rates:
         out.append((f"rate {rate:g}", None if rate == 0 else {"rate": {name: rate for name in NAMES}}))
@@ -78,6 +87,9 @@ def cases(rates: list[float], by_label: bool, complete_case: float = 0.0) -> lis
     if complete_case:
         out.append((f"rate {complete_case:g} complete items only",
                     {"rate": {name: complete_case for name in NAMES}, "complete_only": True}))
+    for rate, fraction in complete_fractions:
+        out.append((f"rate {rate:g} complete fraction {fraction:g}",
+                    {"rate": {name: rate for name in NAMES}, COMPLETE_FRACTION: fraction}))
     return out
 
 
@@ -180,12 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-by-label", action="store_true", help="skip the missing-by-label case")
     parser.add_argument("--complete-case", type=float, default=0.5,
                         help="also train on only the complete items at this rate (0: no)")
+    parser.add_argument("--complete-fraction", default="0.5:0.5", metavar="RATE:FRACTION[,...]",
+                        help="also train at RATE with diffusion.train.complete_fraction FRACTION ('': no)")
     parser.add_argument("--quick", action="store_true",
                         help="a few steps of everything and 30 test items (checks the script, measures nothing)")
     args = parser.parse_args(argv)
     if args.quick:
         args.diffusion_steps, args.vae_steps, args.limit = 20, 5, 30
     rates = [float(r) for r in args.rates.split(",")]
+    fractions = [tuple(float(v) for v in item.split(":")) for item in args.complete_fraction.split(",") if item]
     if rates[0] != 0:
         parser.error("--rates must start with 0 (the complete-data run trains the shared classifiers)")
     families = [f.strip() for f in args.families.split(",") if f.strip()]
@@ -195,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     records, judges = [], None
     for family in families:
-        for label, missing in cases(rates, not args.no_by_label, args.complete_case if family == "mld" else 0.0):
+        mld = family == "mld"
+        for label, missing in cases(rates, not args.no_by_label, args.complete_case if mld else 0.0,
+                                    fractions if mld else ()):
             record = run_case(args.out, family, label, missing, judges, args.diffusion_steps, args.vae_steps,
                               args.limit, args.quick)
             if judges is None:

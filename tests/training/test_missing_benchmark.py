@@ -17,9 +17,13 @@ bench = load_script(REPO / "benchmarks" / "missing.py")
 
 def test_cases_share_the_budget_and_differ_only_in_missing_values():
     recipes = {label: parse_recipe(bench.case_recipe("mld", missing, 5000, None))
-               for label, missing in bench.cases([0, 0.25, 0.75], by_label=True, complete_case=0.75)}
-    assert list(recipes) == ["rate 0", "rate 0.25", "rate 0.75", "by label", "rate 0.75 complete items only"]
+               for label, missing in bench.cases([0, 0.25, 0.75], by_label=True, complete_case=0.75,
+                                                 complete_fractions=[(0.25, 0.5)])}
+    assert list(recipes) == ["rate 0", "rate 0.25", "rate 0.75", "by label", "rate 0.75 complete items only",
+                             "rate 0.25 complete fraction 0.5"]
     assert recipes["rate 0.75 complete items only"].data.missing.complete_only
+    assert recipes["rate 0.25 complete fraction 0.5"].diffusion.train.complete_fraction == 0.5
+    assert recipes["rate 0.25 complete fraction 0.5"].data.missing.rate["gray"] == 0.25
     assert recipes["rate 0"].data.missing is None
     assert recipes["rate 0.75"].data.missing.rate == {"gray": 0.75, "color": 0.75, "caption": 0.75}
     assert recipes["by label"].data.missing.by_label["caption"] == {k: 0.75 for k in range(5)}
@@ -27,13 +31,14 @@ def test_cases_share_the_budget_and_differ_only_in_missing_values():
     # stage 1 in steps: the complete-data run's (10 epochs of 7,000 items at batch 128 for gray)
     assert recipes["rate 0.75"].modalities["gray"].train.steps == 10 * 55
     assert recipes["rate 0.75"].modalities["gray"].train.epochs is None
-    dumps = {label: r.model_dump(exclude={"data": {"missing"}}) for label, r in recipes.items()}
+    dumps = {label: r.model_dump(exclude={"data": {"missing"}, "diffusion": {"train": {"complete_fraction"}}})
+             for label, r in recipes.items()}
     assert all(d == dumps["rate 0"] for d in dumps.values())
 
 
 def test_quick_run_writes_table_plot_and_json(tmp_path, capsys):
     assert bench.main(["--out", str(tmp_path), "--rates", "0,0.5", "--families", "mld", "--quick",
-                       "--complete-case", "0"]) == 0
+                       "--complete-case", "0", "--complete-fraction", ""]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     cases = [(r["family"], r["case"]) for r in last["records"]]
     assert cases == [("mld", "rate 0"), ("mld", "rate 0.5"), ("mld", "by label")]
