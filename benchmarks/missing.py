@@ -1,7 +1,7 @@
 """Training on incomplete samples: coherence and Frechet distances against the missing rate.
 
     python benchmarks/missing.py [--out DIR] [--rates 0,0.25,0.5,0.75] [--families mld,mvtcae]
-                                 [--diffusion-steps N] [--vae-steps N] [--limit N] [--no-by-label] [--quick]
+                                 [--diffusion-steps N] [--vae-steps N] [--vae-rates R,...] [--limit N] [--no-by-label] [--quick]
 
 Data: the quickstart's (``digits_pair`` with captions: ``gray``, ``color``, ``caption``; no download).
 Every run is the recipe of ``benchmarks/baselines.py`` (variant ``caption``) with
@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-by-label", action="store_true", help="skip the missing-by-label case")
     parser.add_argument("--complete-case", type=float, default=0.5,
                         help="also train on only the complete items at this rate (0: no)")
+    parser.add_argument("--vae-rates", default=None, help="the rates of the VAE families (default: --rates)")
     parser.add_argument("--complete-fraction", default="0.5:0.5", metavar="RATE:FRACTION[,...]",
                         help="also train at RATE with diffusion.train.complete_fraction FRACTION ('': no)")
     parser.add_argument("--quick", action="store_true",
@@ -201,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         args.diffusion_steps, args.vae_steps, args.limit = 20, 5, 30
     rates = [float(r) for r in args.rates.split(",")]
     fractions = [tuple(float(v) for v in item.split(":")) for item in args.complete_fraction.split(",") if item]
-    if rates[0] != 0:
+    vae_rates = [float(r) for r in (args.vae_rates or args.rates).split(",")]
+    if rates[0] != 0 or vae_rates[0] != 0:
         parser.error("--rates must start with 0 (the complete-data run trains the shared classifiers)")
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = set(families) - set(baselines.FAMILIES)
@@ -211,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     records, judges = [], None
     for family in families:
         mld = family == "mld"
-        for label, missing in cases(rates, not args.no_by_label, args.complete_case if mld else 0.0,
-                                    fractions if mld else ()):
+        for label, missing in cases(rates if mld else vae_rates, not args.no_by_label,
+                                    args.complete_case if mld else 0.0, fractions if mld else ()):
             record = run_case(args.out, family, label, missing, judges, args.diffusion_steps, args.vae_steps,
                               args.limit, args.quick)
             if judges is None:
