@@ -14,17 +14,19 @@ contiguous share (data sharded across processes, not duplicated). Batch ``step``
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from mmlatent.modality import Modality
 
-__all__ = ["ModalityBatches", "batch_indices", "collate_items"]
+__all__ = ["ModalityBatches", "batch_indices", "collate_items", "read_labels"]
 
 
 class ModalityBatches(Dataset):
@@ -76,6 +78,29 @@ def collate_items(items: Sequence[Mapping[str, Any]], modalities: Mapping[str, M
     if items and all("label" in item for item in items):
         batch["label"] = torch.tensor([item["label"] for item in items], dtype=torch.long)
     return batch
+
+
+def read_labels(dataset: Any, what: str, purpose: str = "a labelled dataset is needed") -> np.ndarray:
+    """The labels of a labelled dataset, int64 ``(len(dataset),)``: its ``labels`` attribute when it
+    has one (an array or a sequence of ints, one per item), else ``dataset[i]["label"]`` of every item.
+    ``what`` names the dataset and ``purpose`` says why labels are needed in the errors."""
+    n = len(dataset)
+    labels = getattr(dataset, "labels", None)
+    if labels is not None and not callable(labels):
+        array = labels.detach().cpu().numpy() if torch.is_tensor(labels) else np.asarray(labels)
+        if n == 0 and array.size == 0:
+            return np.zeros(0, np.int64)
+        if array.shape != (n,) or array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"{what}: its `labels` must be {n} integers, got {array.dtype} of shape {array.shape}")
+        return array.astype(np.int64)
+    read = np.zeros(n, np.int64)
+    for i in range(n):
+        item = dataset[i]
+        label = item.get("label") if isinstance(item, dict) else None
+        if not isinstance(label, numbers.Integral) or isinstance(label, bool):
+            raise ValueError(f"{what}: item {i} has no int 'label' (got {label!r}): {purpose}")
+        read[i] = int(label)
+    return read
 
 
 @lru_cache(maxsize=8)

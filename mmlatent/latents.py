@@ -82,8 +82,9 @@ def encode_dataset(dataset: Dataset, modalities: Mapping[str, Modality], fields:
     presence: list[Tensor] = []
     columns = {name: column for column, name in enumerate(modalities)}
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        size = len(batch["present"]) if "present" in batch else len(next(iter(batch.values())))
-        present = batch.get("present", torch.ones(size, len(modalities), dtype=torch.bool))
+        present = batch["present"] if "present" in batch else \
+            torch.ones(len(next(iter(batch.values()))), len(modalities), dtype=torch.bool)
+        size = len(present)
         for name, autoencoder in autoencoders.items():
             rows = present[:, columns[name]]
             latents = torch.zeros(size, autoencoder.latent_dim)

@@ -27,7 +27,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-__all__ = ["CompleteItems", "IncompleteDataset", "draw_presence", "field_presence", "is_missing", "missing_probabilities"]
+from mmlatent.data import read_labels
+
+__all__ = ["CompleteItems", "IncompleteDataset", "draw_presence", "field_presence", "is_missing",
+           "missing_probabilities"]
 
 #: Redraws of items that lost every modality before one modality is kept at random.
 MAX_REDRAWS = 1000
@@ -36,21 +39,6 @@ MAX_REDRAWS = 1000
 def is_missing(item: Mapping[str, Any], field: str) -> bool:
     """Whether a raw item lacks ``field`` (absent or None)."""
     return item.get(field) is None
-
-
-def dataset_labels(dataset: Dataset) -> Tensor | None:
-    """Labels ``(N,)`` of a raw dataset: its ``labels`` attribute when it has one, else read from
-    the items (None when an item has no label)."""
-    labels = getattr(dataset, "labels", None)
-    if labels is not None:
-        return torch.as_tensor(labels).long().reshape(-1)
-    values = []
-    for index in range(len(dataset)):  # type: ignore[arg-type]
-        label = dataset[index].get("label")
-        if label is None:
-            return None
-        values.append(int(label))
-    return torch.tensor(values, dtype=torch.long)
 
 
 def missing_probabilities(names: Sequence[str], rate: Mapping[str, float],
@@ -151,7 +139,9 @@ class IncompleteDataset(Dataset):
                    by_label: Mapping[str, Mapping[int, float]], seed: int) -> IncompleteDataset:
         """Draw the missing modalities of ``dataset`` (see :func:`draw_presence`); ``names`` and
         ``fields``: the modalities and their fields, in the same order."""
-        labels = dataset_labels(dataset) if by_label else None
+        labels = None
+        if by_label:
+            labels = torch.from_numpy(read_labels(dataset, "data.missing", "missing rates by label need labels"))
         probabilities = missing_probabilities(names, rate, by_label, labels, len(dataset))  # type: ignore[arg-type]
         return cls(dataset, fields, draw_presence(probabilities, seed))
 

@@ -538,19 +538,18 @@ def _semantic_errors(recipe: Recipe) -> list[tuple[str, str]]:
     if len(recipe.modalities) == 1 and recipe.diffusion.d > 0:
         errors.append(("diffusion.d", f"must be 0 with a single modality: nothing to condition on "
                                       f"(got {recipe.diffusion.d})"))
+    def unknown_modalities(section: str, names: Iterable[str]) -> None:
+        errors.extend((f"{section}.{name}", f"no modality {name!r} in this recipe "
+                                            f"(modalities: {', '.join(recipe.modalities)})")
+                      for name in names if name not in recipe.modalities)
+
     missing = recipe.data.missing
     if missing is not None:
-        for table in ("rate", "by_label"):
-            for name in getattr(missing, table):
-                if name not in recipe.modalities:
-                    errors.append((f"data.missing.{table}.{name}", f"no modality {name!r} in this recipe "
-                                                                   f"(modalities: {', '.join(recipe.modalities)})"))
+        unknown_modalities("data.missing.rate", missing.rate)
+        unknown_modalities("data.missing.by_label", missing.by_label)
         if len(recipe.modalities) < 2:
             errors.append(("data.missing", "needs at least two modalities: an item must keep one"))
-    for name in recipe.evaluation.embeddings:
-        if name not in recipe.modalities:
-            errors.append((f"evaluation.embeddings.{name}", f"no modality {name!r} in this recipe "
-                                                            f"(modalities: {', '.join(recipe.modalities)})"))
+    unknown_modalities("evaluation.embeddings", recipe.evaluation.embeddings)
     for name in recipe.modalities:
         if name in ("label", "present") or any(mark in name for mark in ("+", "->", ":", "=", ",")):
             errors.append((f"modalities.{name}", "this modality name is reserved or contains one of "

@@ -179,13 +179,6 @@ class MLDTrainer(StagedTrainer):
         z = stats.concat(cached, self.names).to(self.accelerator.device)
         # missing modalities are absent in every step (pure noise at time T, no loss)
         absent = ~cached["present"].to(self.accelerator.device) if "present" in cached else None
-        complete_rows, complete_batch = None, 0
-        if absent is not None and cfg.complete_fraction:
-            complete_rows = cached["present"].all(1).nonzero().squeeze(1)
-            if complete_rows.numel() == 0:
-                raise UserError("diffusion.train.complete_fraction: no training item has every modality")
-            batch_size = cfg.batch_size or self.recipe.data.batch_size
-            complete_batch = self.world * round(cfg.complete_fraction * batch_size / self.world)
         layout = build_layout(self.recipe)
         sde = build_sde(self.recipe)
         torch.manual_seed(stage_seed(self.recipe.seed, stage))
@@ -196,6 +189,12 @@ class MLDTrainer(StagedTrainer):
         batch = cfg.batch_size or self.recipe.data.batch_size
         if batch % self.world:
             raise ValueError(f"diffusion batch size {batch} is not divisible by {self.world} processes")
+        complete_rows, complete_batch = None, 0
+        if absent is not None and cfg.complete_fraction:
+            complete_rows = cached["present"].all(1).nonzero().squeeze(1)
+            if complete_rows.numel() == 0:
+                raise UserError("diffusion.train.complete_fraction: no training item has every modality")
+            complete_batch = self.world * round(cfg.complete_fraction * batch / self.world)
         total = cfg.steps or cfg.epochs * math.ceil(n / batch)
         start = self.resume_step(stage, {"net": net, "ema": ema}, {"optimizer": optimizer})
         model, optimizer = self.accelerator.prepare(net, optimizer)

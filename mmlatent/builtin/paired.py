@@ -34,17 +34,16 @@ there would close a circle).
 from __future__ import annotations
 
 import logging
-import numbers
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from torch.utils.data import Dataset
 
+from mmlatent.data import read_labels
 from mmlatent.hookspecs import hookimpl
 from mmlatent.modality import DatasetSpec
 
@@ -231,28 +230,6 @@ def paired_has_labels(options: PairedOptions) -> bool:
 
 
 # ------------------------------------------------------------------------------------ pairing
-def read_labels(dataset: Any, what: str) -> np.ndarray:
-    """The labels of a labelled dataset, int64 ``(len(dataset),)``: its ``labels`` attribute when it
-    has one (an array or a sequence of ints, one per item), else ``dataset[i]["label"]`` of every item."""
-    n = len(dataset)
-    labels = getattr(dataset, "labels", None)
-    if labels is not None and not callable(labels):
-        array = labels.detach().cpu().numpy() if torch.is_tensor(labels) else np.asarray(labels)
-        if n == 0 and array.size == 0:
-            return np.zeros(0, np.int64)
-        if array.shape != (n,) or array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
-            raise ValueError(f"{what}: its `labels` must be {n} integers, got {array.dtype} of shape {array.shape}")
-        return array.astype(np.int64)
-    read = np.zeros(n, np.int64)
-    for i in range(n):
-        item = dataset[i]
-        label = item.get(LABEL) if isinstance(item, dict) else None
-        if not isinstance(label, numbers.Integral) or isinstance(label, bool):
-            raise ValueError(f"{what}: item {i} has no int {LABEL!r} (got {label!r}): paired joins items by label")
-        read[i] = int(label)
-    return read
-
-
 def join_by_label(labels: Sequence[np.ndarray], k: int, rng: np.random.Generator) -> np.ndarray:
     """Rows of same-class items, int64 ``(M, S)``: column ``j`` indexes source ``j``'s items.
 
@@ -316,7 +293,8 @@ def build_paired(options: PairedOptions, split: str) -> PairedDataset:
         raise ValueError(f"dataset 'paired': no {split!r} split (the splits every source has: {', '.join(splits)})")
     sources = _resolve(options)
     datasets = [source.spec.build(source.options, split) for source in sources]
-    labels = [read_labels(dataset, f"{source}, split {split!r}") for source, dataset in zip(sources, datasets)]
+    labels = [read_labels(dataset, f"{source}, split {split!r}", "paired joins items by label")
+              for source, dataset in zip(sources, datasets)]
     k = options.k if split == "train" else options.k_test
     rng = np.random.default_rng([options.seed, zlib.crc32(split.encode())])
     rows = join_by_label(labels, k, rng)

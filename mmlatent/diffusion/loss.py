@@ -133,8 +133,7 @@ def masked_multitime_loss_terms(
     if given is None:
         present = None if absent is None or per_batch else ~absent.to(device=device, dtype=torch.bool)
         given = sample_given_mask(
-            batch, layout.num_modalities, d, generator=generator, device=device, per_batch=per_batch,
-            present=None if present is None else present.expand(batch, layout.num_modalities),
+            batch, layout.num_modalities, d, generator=generator, device=device, per_batch=per_batch, present=present
         )
     else:
         given = given.to(device=device, dtype=torch.bool).expand(batch, layout.num_modalities)
