@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -124,6 +125,23 @@ def seconds_per_step(variant: str, family: str, seed: int, scratch: Path) -> flo
 
 
 # ---------------------------------------------------------------------------------- evaluation
+def copy_judges(judges: Path, run: Path, skip_fitted: bool = False) -> None:
+    """Replace ``run``'s coherence classifiers with those in ``judges`` (one run's ``classifiers``
+    folder), recorded in the run's manifest so that the evaluation reuses them: the same judges for
+    every run. ``skip_fitted``: leave out the modalities whose preprocessing the run fitted (a caption's
+    token ids follow the run's own vocabulary): the evaluation trains those again in the run."""
+    from mmlatent.manifest import record_files
+
+    shutil.rmtree(run / "classifiers", ignore_errors=True)
+    (run / "classifiers").mkdir(parents=True)
+    copied = []
+    for source in sorted(judges.iterdir()):
+        if skip_fitted and (run / "modalities" / f"{source.name.split('.')[0]}.json").is_file():
+            continue
+        copied.append(Path(shutil.copy2(source, run / "classifiers" / source.name)))
+    record_files(run, copied)
+
+
 def evaluate(run: Path, limit: int | None, paper_limit: int | None) -> dict[str, Any]:
     """Coherence and Frechet distances of the run (its own sampler; MLD also the paper's sampler)."""
     from mmlatent.evaluation.command import evaluate_run

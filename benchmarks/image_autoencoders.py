@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -37,8 +36,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines  # noqa: E402  (training and evaluation as benchmarks/baselines.py does them)
-
-from mmlatent.manifest import record_files  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARCHS = ("conv", "resnet", "ldm")
@@ -129,9 +126,7 @@ def mld_run(out: Path, arch: str, size: int, latent: int, steps: int, diffusion_
     run = out / f"mld_{arch}"
     seconds = baselines.train(mld_recipe(arch, size, latent, steps, diffusion_steps, quick), run)
     if judges is not None:
-        shutil.rmtree(run / "classifiers", ignore_errors=True)
-        shutil.copytree(judges, run / "classifiers")
-        record_files(run, sorted((run / "classifiers").iterdir()))
+        baselines.copy_judges(judges, run)
     metrics = baselines.evaluate(run, limit, None)
     return {"train_seconds": seconds, "coherence": metrics["coherence"], "fd": metrics["fd"], "run": str(run)}
 

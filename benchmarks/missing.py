@@ -39,8 +39,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines  # noqa: E402  (the recipes, training and evaluation of benchmarks/baselines.py)
 
-from mmlatent.manifest import record_files  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
 VARIANT = "caption"
 NAMES = baselines.VARIANTS[VARIANT]
@@ -116,29 +114,14 @@ def run_case(out: Path, family: str, label: str, missing: dict[str, Any] | None,
         seconds = baselines.train(case_recipe(family, missing, diffusion_steps, vae_steps, quick), run)
         seconds_file.write_text(f"{seconds}\n")
     record["train_seconds"] = float(seconds_file.read_text())
-    shutil.rmtree(run / "classifiers", ignore_errors=True)
-    if judges is not None:
-        share_judges(judges, run)
+    if judges is not None:  # the image classifiers judge every run; the caption's is trained per run
+        baselines.copy_judges(judges, run, skip_fitted=True)
+    else:
+        shutil.rmtree(run / "classifiers", ignore_errors=True)
     record |= baselines.evaluate(run, limit, None)
     record["missing_fraction"] = missing_fraction(run)
     record_file.write_text(json.dumps(record, indent=1))
     return record
-
-
-def share_judges(judges: Path, run: Path) -> None:
-    """Copy the first run's classifiers into ``run`` for the modalities whose preprocessing is not
-    fitted (images: the same judge for every run); a classifier that reads fitted preprocessing (a
-    caption's token ids, whose vocabulary is fitted on the run's own present captions) is trained
-    again in each run, on its present items."""
-    (run / "classifiers").mkdir(parents=True, exist_ok=True)
-    copied = []
-    for source in sorted(judges.iterdir()):
-        name = source.name.split(".")[0]
-        if (run / "modalities" / f"{name}.json").is_file():
-            continue
-        shutil.copy2(source, run / "classifiers" / source.name)
-        copied.append(run / "classifiers" / source.name)
-    record_files(run, copied)  # the run's manifest vouches for them
 
 
 def table(records: list[dict[str, Any]]) -> str:

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import save_file
-from torchaudio import models
+from torchaudio import functional, models
 
 from mmlatent_audio.embedding import SpeechEmbedding
 from mmlatent_audio.modality import AudioModality, AudioOptions
@@ -18,25 +18,20 @@ from mmlatent_audio.testing import TINY_SPEECH_EMBEDDING, write_speech_embedding
 TINY = TINY_SPEECH_EMBEDDING
 
 
-def write_tiny(path, config=TINY, seed=0):
-    return write_speech_embedding(path, config, seed)
-
-
 def test_features_of_the_file_encoder(tmp_path):
-    encoder = write_tiny(tmp_path / "tiny.safetensors").eval()
+    encoder = write_speech_embedding(tmp_path / "tiny.safetensors").eval()
     modality = AudioModality("audio", AudioOptions(sample_rate=8000, duration=0.5), 8)
     embedding = modality.build_embedding(tmp_path / "tiny.safetensors")
     waves = torch.rand(3, 4000) * 2 - 1
     features = embedding.features(waves)
     assert features.shape == (3, 16)
     resampled = torch.nn.functional.interpolate(waves[:, None], size=8000, mode="linear")[:, 0]  # not the same
-    layers, _ = encoder.extract_features(__import__("torchaudio").functional.resample(waves, 8000, 16000))
+    layers, _ = encoder.extract_features(functional.resample(waves, 8000, 16000))
     torch.testing.assert_close(features, layers[-1].mean(1))
     assert not torch.allclose(embedding.features(resampled[:, :4000]), features)
 
 
 def test_wrong_architecture_is_refused(tmp_path):
-    write_tiny(tmp_path / "tiny.safetensors")
     other = {**TINY, "encoder_embed_dim": 32, "encoder_ff_interm_features": 64}
     state = models.wav2vec2_model(**TINY).state_dict()
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "mislabelled.safetensors"),
@@ -51,7 +46,7 @@ def test_evaluation_reports_fd_in_the_embedding(tmp_path):
     from mmlatent.evaluation.command import load_embeddings
     from mmlatent.evaluation.data import EvaluationError
 
-    write_tiny(tmp_path / "tiny.safetensors")
+    write_speech_embedding(tmp_path / "tiny.safetensors")
     modality = AudioModality("audio", AudioOptions(sample_rate=8000, duration=0.5), 8)
     networks = load_embeddings({"audio": modality}, {"audio": tmp_path / "tiny.safetensors"})
     from mmlatent.evaluation.coherence import _embed

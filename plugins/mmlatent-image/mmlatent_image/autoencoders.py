@@ -133,21 +133,25 @@ def _groups(channels: int) -> int:
 
 
 class ResidualBlock(nn.Module):
-    """Pre-activation residual block: x + conv(SiLU(norm(conv(SiLU(norm(x)))))); shape-preserving."""
+    """Pre-activation residual block (LDM's ``ResnetBlock``): shortcut(x) + conv(SiLU(norm(conv(SiLU(norm(x))))))
+    with 3x3 convolutions; ``(B, C_in, H, W)`` -> ``(B, C_out, H, W)``, the shortcut a 1x1 convolution
+    when the channels change (``out_channels``, default ``in_channels``: the identity)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int | None = None) -> None:
         super().__init__()
+        out_channels = in_channels if out_channels is None else out_channels
         self.body = nn.Sequential(
-            nn.GroupNorm(_groups(channels), channels),
+            nn.GroupNorm(_groups(in_channels), in_channels),
             nn.SiLU(),
-            nn.Conv2d(channels, channels, 3, 1, 1),
-            nn.GroupNorm(_groups(channels), channels),
+            nn.Conv2d(in_channels, out_channels, 3, 1, 1),
+            nn.GroupNorm(_groups(out_channels), out_channels),
             nn.SiLU(),
-            nn.Conv2d(channels, channels, 3, 1, 1),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1),
         )
+        self.shortcut = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
+        return self.shortcut(x) + self.body(x)
 
 
 class ResNetAutoencoder(ImageAutoencoder):
@@ -205,26 +209,10 @@ class SelfAttention(nn.Module):
         return x + self.proj(rearrange(attended, "b (h w) c -> b c h w", h=height, w=width))
 
 
-class ResnetBlock(nn.Module):
-    """LDM's ``ResnetBlock``: GroupNorm, SiLU, 3x3 conv, twice, plus a 1x1 shortcut when the
-    channels change; ``(B, C_in, H, W)`` -> ``(B, C_out, H, W)``."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.GroupNorm(_groups(in_channels), in_channels), nn.SiLU(), nn.Conv2d(in_channels, out_channels, 3, 1, 1),
-            nn.GroupNorm(_groups(out_channels), out_channels), nn.SiLU(), nn.Conv2d(out_channels, out_channels, 3, 1, 1),
-        )
-        self.shortcut = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.shortcut(x) + self.body(x)
-
-
 def _middle(channels: int, attention: bool) -> nn.Sequential:
     """LDM's middle block at the lowest resolution: resnet block, self-attention, resnet block."""
-    return nn.Sequential(ResnetBlock(channels, channels), SelfAttention(channels) if attention else nn.Identity(),
-                         ResnetBlock(channels, channels))
+    return nn.Sequential(ResidualBlock(channels, channels), SelfAttention(channels) if attention else nn.Identity(),
+                         ResidualBlock(channels, channels))
 
 
 class LDMAutoencoder(ImageAutoencoder):
@@ -254,7 +242,7 @@ class LDMAutoencoder(ImageAutoencoder):
         previous = level_channels[0]
         for level, width in enumerate(level_channels):
             for _ in range(blocks_per_level):
-                layers.append(ResnetBlock(previous, width))
+                layers.append(ResidualBlock(previous, width))
                 previous = width
             if level < downsamplings:
                 layers.append(nn.Conv2d(width, width, 3, 2, 1))
@@ -268,7 +256,7 @@ class LDMAutoencoder(ImageAutoencoder):
         for level in reversed(range(len(level_channels))):
             width = level_channels[level]
             for _ in range(blocks_per_level + 1):
-                layers.append(ResnetBlock(previous, width))
+                layers.append(ResidualBlock(previous, width))
                 previous = width
             if level > 0:
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(width, width, 3, 1, 1)]

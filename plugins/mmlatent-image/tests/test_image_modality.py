@@ -14,7 +14,7 @@ from mmlatent_image.autoencoders import (
     ConvAutoencoder,
     LDMAutoencoder,
     MLPAutoencoder,
-    ResnetBlock,
+    ResidualBlock,
     ResNetAutoencoder,
     SelfAttention,
 )
@@ -161,8 +161,8 @@ def test_ldm_autoencoder_is_the_ldm_layout():
     """Levels of resnet blocks with stride-2 convolutions between them, the middle block (resnet,
     self-attention, resnet) at the lowest resolution, a flat latent; the decoder one block more per level."""
     ae = build({"channels": 3, "size": 32, "arch": "ldm", "blocks_per_level": 2}, 24).build_autoencoder()
-    encoder_blocks = [m for m in ae.encoder.modules() if isinstance(m, ResnetBlock)]
-    decoder_blocks = [m for m in ae.decoder.modules() if isinstance(m, ResnetBlock)]
+    encoder_blocks = [m for m in ae.encoder.modules() if isinstance(m, ResidualBlock)]
+    decoder_blocks = [m for m in ae.decoder.modules() if isinstance(m, ResidualBlock)]
     assert len(encoder_blocks) == 4 * 2 + 2 and len(decoder_blocks) == 4 * 3 + 2
     strided = [m for m in ae.encoder if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
     assert [m.out_channels for m in strided] == [32, 64, 128]
