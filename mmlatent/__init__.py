@@ -1,18 +1,14 @@
 """mmlatent: Multi-modal Latent Diffusion with modality plugins.
 
 Public names for plugin authors and users. Importing ``mmlatent`` loads no plugin: plugins are
-loaded on first use (``mmlatent.plugins.get_registry()``).
+loaded on first use (``mmlatent.plugins.get_registry()``). Nor does it import torch: the
+registration names (specs, ``hookimpl``) are torch-free, and ``Autoencoder``, ``Modality`` and
+``MLDPipeline`` are imported on first access, so ``mmlatent --help`` starts in a fraction of a second.
 """
 
 from mmlatent.families import ModelSpec
 from mmlatent.hookspecs import hookimpl
-from mmlatent.modality import (
-    Autoencoder,
-    DatasetSpec,
-    Modality,
-    ModalitySpec,
-    NoOptions,
-)
+from mmlatent.specs import DatasetSpec, ModalitySpec, NoOptions, lazy_exports
 from mmlatent.version import __version__
 
 __all__ = [
@@ -25,12 +21,10 @@ __all__ = [
     "NoOptions",
     "__version__",
     "hookimpl",
+    "lazy_exports",
 ]
 
 
-def __getattr__(name: str):
-    if name == "MLDPipeline":  # lazy: the pipeline pulls in the diffusion engine
-        from mmlatent.pipeline import MLDPipeline
-
-        return MLDPipeline
-    raise AttributeError(f"module 'mmlatent' has no attribute {name!r}")
+#: Public names imported on first access (they need torch).
+__getattr__ = lazy_exports(__name__, {"Autoencoder": "mmlatent.modality", "Modality": "mmlatent.modality",
+                                      "MLDPipeline": "mmlatent.pipeline"})

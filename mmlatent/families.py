@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from mmlatent.specs import deferred
+
 __all__ = ["DEFAULT_FAMILY", "ModelSpec"]
 
 #: The family of recipes without a ``model`` section.
@@ -43,7 +45,8 @@ class ModelSpec:
     trained model (a :class:`~mmlatent.model.GenerativeModel`); ``check(recipe, options)``
     (optional) raises ``ValueError`` when the validated options do not fit the rest of the
     recipe (e.g. an option naming a modality the recipe does not have): ``mmlatent validate`` and
-    ``mmlatent train`` report it as a recipe error.
+    ``mmlatent train`` report it as a recipe error. ``train``, ``load`` and ``check`` may be
+    ``"module:function"`` references, imported on first call.
     """
 
     name: str
@@ -52,6 +55,9 @@ class ModelSpec:
     options: type[BaseModel] = _NoModelOptions
     description: str = ""
     check: Callable[[Any, BaseModel], None] | None = None
+
+    def __post_init__(self) -> None:
+        deferred(self, "train", "load", "check")
 
     def validate_options(self, options: BaseModel | dict[str, Any] | None) -> BaseModel:
         """``model.options`` (dict or model) as the family's validated options model."""

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import pluggy
 
 from mmlatent.families import ModelSpec
-from mmlatent.modality import DatasetSpec, ModalitySpec
+from mmlatent.specs import DatasetSpec, ModalitySpec
 
 PROJECT_NAME = "mmlatent"
 ENTRY_POINT_GROUP = "mmlatent"

@@ -21,25 +21,21 @@ by :meth:`Modality.read_file` for ``mmlatent sample --given``) go through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from mmlatent.specs import DatasetSpec, ModalitySpec, NoOptions  # the registrations (torch-free), re-exported
+
 __all__ = ["Autoencoder", "DatasetSpec", "Modality", "ModalitySpec", "NoOptions"]
 
-
-class NoOptions(BaseModel):
-    """Options model for a modality kind or dataset that takes no options."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class Autoencoder(nn.Module):
@@ -249,61 +245,3 @@ class Modality:
             if tuple(batch.shape) == tuple(self.item_shape):
                 batch = batch.unsqueeze(0)
         return batch.float() if batch.is_floating_point() else batch
-
-
-@dataclass(frozen=True)
-class ModalitySpec:
-    """What a plugin registers for one modality kind.
-
-    ``kind`` is the name recipes use (``modalities.<name>.kind``); ``options`` is a pydantic model
-    with ``extra="forbid"`` validating ``modalities.<name>.options``; ``modality`` is the
-    :class:`Modality` subclass the core instantiates as ``modality(name, options, latent_dim)``.
-    """
-
-    kind: str
-    modality: type[Modality]
-    options: type[BaseModel] = NoOptions
-    description: str = ""
-
-    def build(self, name: str, options: BaseModel | dict[str, Any] | None, latent_dim: int) -> Modality:
-        """Validate ``options`` (dict or model) and instantiate the modality."""
-        if not isinstance(options, self.options):
-            options = self.options.model_validate(dict(options or {}))
-        return self.modality(name, options, latent_dim)
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What a plugin registers for one dataset.
-
-    ``build(options, split)`` returns a ``torch.utils.data.Dataset`` for ``split`` (one of
-    ``available_splits(options)``) whose items are dicts ``{field: raw value, ..., "label": int}``
-    ("label" optional). ``fields(options)`` names the modality fields the items carry (recipes'
-    modality names, or their ``field`` key, refer to these).
-
-    ``splits`` are the dataset's splits. A dataset whose splits depend on its options (a
-    validation split only when one is configured, or the splits its sources share) sets
-    ``splits_for(options) -> split names`` as well: :meth:`available_splits` then calls it, and
-    ``splits`` only names the usual ones (for people). Training loads every available split.
-    """
-
-    name: str
-    build: Callable[[BaseModel, str], Any]
-    fields: Callable[[BaseModel], Sequence[str]]
-    options: type[BaseModel] = NoOptions
-    splits: tuple[str, ...] = ("train", "test")
-    has_labels: Callable[[BaseModel], bool] = field(default=lambda options: True)
-    description: str = ""
-    splits_for: Callable[[BaseModel], Sequence[str]] | None = None
-
-    def validate_options(self, options: BaseModel | dict[str, Any] | None) -> BaseModel:
-        if isinstance(options, self.options):
-            return options
-        return self.options.model_validate(dict(options or {}))
-
-    def available_splits(self, options: BaseModel | dict[str, Any] | None) -> tuple[str, ...]:
-        """The split names a dataset with these options offers: ``splits_for(options)`` (options
-        validated first) when the spec sets it, else ``splits``."""
-        if self.splits_for is None:
-            return tuple(self.splits)
-        return tuple(self.splits_for(self.validate_options(options)))

@@ -44,7 +44,7 @@ from pydantic import BaseModel
 
 from mmlatent import builtin, hookspecs
 from mmlatent.families import ModelSpec
-from mmlatent.modality import DatasetSpec, Modality, ModalitySpec
+from mmlatent.specs import DatasetSpec, ModalitySpec, is_reference
 from mmlatent.version import __version__
 
 __all__ = [
@@ -387,14 +387,25 @@ class DuplicateNameError(ValueError):
     """Two plugin distributions (or one, twice) register the same modality kind, dataset or model family."""
 
 
+def _is_modality_class(value: Any) -> bool:
+    """Whether ``value`` is a :class:`~mmlatent.modality.Modality` subclass (a class given directly: its
+    plugin has imported torch already, so importing the contract costs nothing more)."""
+    if not isinstance(value, type):
+        return False
+    from mmlatent.modality import Modality
+
+    return issubclass(value, Modality)
+
+
 def _check_spec(spec: Any, what: str) -> str:
     """Validate what a plugin passed to ``register``; returns its name."""
     expected, _, name_attribute = _KINDS[what]
     if not isinstance(spec, expected):
         raise TypeError(f"register() expects a {expected.__name__}, got {type(spec).__name__}")
     name = getattr(spec, name_attribute)
-    if isinstance(spec, ModalitySpec) and not (isinstance(spec.modality, type) and issubclass(spec.modality, Modality)):
-        raise TypeError(f"{what} {name!r}: ModalitySpec.modality must be a Modality subclass, got {spec.modality!r}")
+    if isinstance(spec, ModalitySpec) and not (is_reference(spec.modality) or _is_modality_class(spec.modality)):
+        raise TypeError(f"{what} {name!r}: ModalitySpec.modality must be a Modality subclass or a 'module:Class' "
+                        f"reference to one, got {spec.modality!r}")
     if isinstance(spec, DatasetSpec) and not (callable(spec.build) and callable(spec.fields)):
         raise TypeError(f"{what} {name!r}: DatasetSpec.build and DatasetSpec.fields must be callables")
     if isinstance(spec, ModelSpec) and not (callable(spec.train) and callable(spec.load)):

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from mmlatent.diffusion.sampling import check_sampler_options
+from mmlatent.diffusion.options import check_sampler_options
 from mmlatent.families import DEFAULT_FAMILY
 from mmlatent.plugins import PluginLookupError, get_registry
 

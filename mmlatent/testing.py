@@ -163,7 +163,7 @@ class ModalityContract:
 
     def test_valid_options_are_accepted(self) -> None:
         modality = self.make_modality(fit=False)
-        assert isinstance(modality, self.spec().modality)
+        assert isinstance(modality, self.spec().modality_class)
         assert modality.name == self.modality_name
         assert modality.latent_dim == self.latent_dim
 

@@ -15,9 +15,27 @@ always loads it first, whatever ``MMLATENT_LOAD_PLUGINS`` says.
 
 from __future__ import annotations
 
-from mmlatent.builtin.tensors import TENSORS
-from mmlatent.builtin.vector import VECTOR
+from mmlatent.builtin.options import TensorsOptions, VectorOptions
 from mmlatent.hookspecs import hookimpl
+from mmlatent.specs import DatasetSpec, ModalitySpec
+
+# the heavy parts (torch) are named by "module:name" references: imported when a run builds them
+VECTOR = ModalitySpec(
+    kind="vector",
+    modality="mmlatent.builtin.vector:VectorModality",
+    options=VectorOptions,
+    description="fixed-size real vectors (tabular rows, embeddings): MLP or identity autoencoder",
+)
+
+TENSORS = DatasetSpec(
+    name="tensors",
+    build="mmlatent.builtin.tensors:build",
+    fields="mmlatent.builtin.tensors:fields",
+    options=TensorsOptions,
+    splits=("train", "test"),
+    has_labels="mmlatent.builtin.tensors:has_labels",
+    description="arrays from a .safetensors or .npz file, one per modality field (first axis = samples)",
+)
 
 
 @hookimpl

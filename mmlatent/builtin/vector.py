@@ -16,26 +16,16 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import Tensor, nn
 
-from mmlatent.modality import Autoencoder, Modality, ModalitySpec
+from mmlatent.builtin.options import VectorOptions
+from mmlatent.modality import Autoencoder, Modality
 
-__all__ = ["IdentityAutoencoder", "MLPAutoencoder", "VECTOR", "VectorModality", "VectorOptions", "mlp"]
-
-
-class VectorOptions(BaseModel):
-    """Options of modality kind ``vector``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    arch: Literal["identity", "mlp"] = Field("mlp", description="'mlp' autoencoder, or 'identity' (latent_dim == size)")
-    hidden: list[PositiveInt] = Field(default_factory=lambda: [256, 256], description="hidden widths of the MLPs")
-    size: PositiveInt | None = Field(None, description="input size; None = taken from the training data")
+__all__ = ["IdentityAutoencoder", "MLPAutoencoder", "VectorModality", "VectorOptions", "mlp"]
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -233,11 +223,3 @@ def _read_csv(path: Path, name: str) -> Tensor:
     if not values or len({len(row) for row in values}) != 1:
         raise ValueError(f"modality {name!r}: {path.name} must hold rows of equal length (one vector per row)")
     return torch.tensor(values, dtype=torch.float32)
-
-
-VECTOR = ModalitySpec(
-    kind="vector",
-    modality=VectorModality,
-    options=VectorOptions,
-    description="fixed-size real vectors (tabular rows, embeddings): MLP or identity autoencoder",
-)

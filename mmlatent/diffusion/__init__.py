@@ -38,32 +38,7 @@ NFE                                        ``nfe`` (counted in :meth:`Denoiser.e
 =========================================  ==============================================================
 """
 
-from .denoiser import Denoiser, DenoiserWrapper
-from .ema import EMA
-from .gaussian import GaussianLatents
-from .guidance import Clipped, Guided
-from .loss import MultitimeLossTerms, masked_multitime_loss, masked_multitime_loss_terms
-from .masking import (
-    LatentLayout,
-    given_mask_probability,
-    multitime_vector,
-    sample_given_mask,
-)
-from .plan import SamplingPlan, resolve_plan
-from .sampling import (
-    DEFAULT_CLIP_DENOISED,
-    SAMPLERS,
-    MaskedEpsModel,
-    SamplerDefaults,
-    SampleResult,
-    check_sampler_options,
-    generate_latents,
-    register_sampler,
-    sampler_options,
-)
-from .schedules import repaint_nfe, repaint_schedule, time_grid
-from .scorenet import ScoreNet
-from .sde import VPSDE, append_dims
+from mmlatent.specs import lazy_exports
 
 __all__ = [
     "DEFAULT_CLIP_DENOISED",
@@ -97,3 +72,38 @@ __all__ = [
     "sample_given_mask",
     "time_grid",
 ]
+
+# imported on first access: `mmlatent.diffusion.options` (the sampler option checks of `mmlatent validate`)
+# needs no torch
+__getattr__ = lazy_exports(__name__, {
+    "Denoiser": "mmlatent.diffusion.denoiser",
+    "DenoiserWrapper": "mmlatent.diffusion.denoiser",
+    "EMA": "mmlatent.diffusion.ema",
+    "GaussianLatents": "mmlatent.diffusion.gaussian",
+    "Clipped": "mmlatent.diffusion.guidance",
+    "Guided": "mmlatent.diffusion.guidance",
+    "MultitimeLossTerms": "mmlatent.diffusion.loss",
+    "masked_multitime_loss": "mmlatent.diffusion.loss",
+    "masked_multitime_loss_terms": "mmlatent.diffusion.loss",
+    "LatentLayout": "mmlatent.diffusion.masking",
+    "given_mask_probability": "mmlatent.diffusion.masking",
+    "multitime_vector": "mmlatent.diffusion.masking",
+    "sample_given_mask": "mmlatent.diffusion.masking",
+    "SamplingPlan": "mmlatent.diffusion.plan",
+    "resolve_plan": "mmlatent.diffusion.plan",
+    "DEFAULT_CLIP_DENOISED": "mmlatent.diffusion.sampling",
+    "SAMPLERS": "mmlatent.diffusion.sampling",
+    "MaskedEpsModel": "mmlatent.diffusion.sampling",
+    "SamplerDefaults": "mmlatent.diffusion.sampling",
+    "SampleResult": "mmlatent.diffusion.sampling",
+    "check_sampler_options": "mmlatent.diffusion.sampling",
+    "generate_latents": "mmlatent.diffusion.sampling",
+    "register_sampler": "mmlatent.diffusion.sampling",
+    "sampler_options": "mmlatent.diffusion.sampling",
+    "repaint_nfe": "mmlatent.diffusion.schedules",
+    "repaint_schedule": "mmlatent.diffusion.schedules",
+    "time_grid": "mmlatent.diffusion.schedules",
+    "ScoreNet": "mmlatent.diffusion.scorenet",
+    "VPSDE": "mmlatent.diffusion.sde",
+    "append_dims": "mmlatent.diffusion.sde",
+})

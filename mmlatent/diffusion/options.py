@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .samplers import SAMPLERS
+import sys
 
-__all__ = ["COMMON_OPTIONS", "OPTION_CHECKS", "check_sampler_options", "sampler_options"]
+__all__ = ["BUILTIN_SAMPLER_OPTIONS", "COMMON_OPTIONS", "OPTION_CHECKS", "check_sampler_options",
+           "live_sampler_options", "sampler_options"]
 
 #: Keyword options of :func:`generate_latents` that every sampler accepts (recipe ``sampling.options``).
 COMMON_OPTIONS = (
@@ -25,18 +26,50 @@ COMMON_OPTIONS = (
 )
 
 
+#: The own keyword options of the built-in samplers, as their signatures in :mod:`.samplers` say (a
+#: test checks that they agree): ``mmlatent validate`` checks a recipe's sampler without importing torch.
+BUILTIN_SAMPLER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "euler_maruyama": (),
+    "repaint": ("jump_length", "renoise", "resamplings", "reverse_step", "variance"),
+    "repaint_ddpm": ("jump_length", "resamplings", "variance"),
+    "euler": (),
+    "heun": (),
+    "ddim": ("eta",),
+    "dpm_solver++": ("lower_order_final",),
+    "ddpm": ("variance",),
+    "pc": ("corrector_steps", "predictor", "snr", "variance"),
+    "churn": ("order", "s_churn", "s_noise", "s_tmax", "s_tmin"),
+}
+
+
+def live_sampler_options() -> dict[str, set[str]]:
+    """The own keyword options of every sampler registered in :data:`.samplers.SAMPLERS` (imports
+    the engine), read from the functions' signatures."""
+    from .samplers import SAMPLERS
+
+    return {
+        sampler: {
+            name
+            for name, p in inspect.signature(function).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("generator", "callback", "progress")
+        }
+        for sampler, function in SAMPLERS.items()
+    }
+
+
 def sampler_options(sampler: str) -> set[str]:
     """Names of the options accepted with ``sampler`` in :func:`generate_latents` (and so in a
     recipe's ``sampling.options``): the sampler function's own keyword options plus
-    :data:`COMMON_OPTIONS`."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; available: {sorted(SAMPLERS)}")
-    own = {
-        name
-        for name, p in inspect.signature(SAMPLERS[sampler]).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("generator", "callback", "progress")
-    }
-    return own | set(COMMON_OPTIONS)
+    :data:`COMMON_OPTIONS`. Read from :data:`BUILTIN_SAMPLER_OPTIONS` while the engine is not
+    imported (``mmlatent validate``), else from the registered functions (samplers registered at run
+    time included)."""
+    if "mmlatent.diffusion.samplers" in sys.modules or sampler not in BUILTIN_SAMPLER_OPTIONS:
+        table = live_sampler_options()
+    else:
+        table = {name: set(own) for name, own in BUILTIN_SAMPLER_OPTIONS.items()}
+    if sampler not in table:
+        raise ValueError(f"unknown sampler {sampler!r}; available: {sorted(table)}")
+    return table[sampler] | set(COMMON_OPTIONS)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch.utils.data import Dataset
 
 from mmlatent.build import build_dataset, dataset_splits
-from mmlatent.builtin.paired import join_by_label, read_labels
+from mmlatent.builtin.paired_join import join_by_label, read_labels
 from mmlatent.cli import main as cli_main
 from mmlatent.modality import DatasetSpec
 from mmlatent.plugins import get_registry

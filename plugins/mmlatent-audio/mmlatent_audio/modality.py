@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from mmlatent import Modality
@@ -21,6 +20,7 @@ from mmlatent_audio.classifier import AudioClassifier
 from mmlatent_audio.embedding import SpeechEmbedding
 from mmlatent_audio.features import LogMel
 from mmlatent_audio.files import AUDIO_SUFFIXES, read_audio, spectrogram_grid, write_wav
+from mmlatent_audio.options import AudioOptions
 
 __all__ = ["RANGE_TOLERANCE", "AudioModality", "AudioOptions"]
 
@@ -29,48 +29,6 @@ RANGE_TOLERANCE = 1e-3
 #: Integer PCM dtypes and the value that maps to 1.0.
 _PCM_SCALE = {torch.int16: 32768.0, torch.int32: 2147483648.0}
 
-
-class AudioOptions(BaseModel):
-    """Options of an ``audio`` modality (``modalities.<name>.options`` in a recipe)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    sample_rate: int = Field(8000, ge=1000, le=96000, description="Samples per second of the data space (Hz).")
-    duration: float = Field(1.0, gt=0.0, le=30.0, description="Seconds per item: longer audio is trimmed, shorter "
-                            "padded with silence at the end.")
-    n_fft: int = Field(256, ge=16, le=8192, description="FFT size of the spectrogram (samples).")
-    hop_length: int = Field(80, ge=1, le=4096, description="Hop between spectrogram frames (samples).")
-    n_mels: int = Field(40, ge=4, le=256, description="Mel bands of the log-mel features.")
-    floor_db: float = Field(-80.0, ge=-160.0, le=-10.0, description="Power floor of the log-mel features (dB, "
-                            "reference 1): quieter is silence.")
-    channels: list[int] = Field([32, 64, 128], min_length=1, max_length=6,
-                                description="Channels of the autoencoder's stride-2 stages.")
-    loss: str = Field("mse", pattern="^(mse|l1)$", description="Reconstruction loss on the log-mel: mse or l1.")
-    griffin_lim_iters: int = Field(32, ge=1, le=1000, description="Griffin-Lim iterations from log-mel back to "
-                                   "a waveform.")
-    augment: bool = Field(False, description="Random gain (0.5-1), time shift (up to 10% of the duration) and "
-                          "noise on the autoencoder's training batches.")
-
-    @model_validator(mode="after")
-    def _fits(self) -> AudioOptions:
-        samples = self.samples
-        if self.n_fft > samples:
-            raise ValueError(f"n_fft {self.n_fft} is longer than an item ({samples} samples = "
-                             f"{self.sample_rate} Hz x {self.duration} s)")
-        if self.hop_length > self.n_fft:
-            raise ValueError(f"hop_length {self.hop_length} is longer than n_fft {self.n_fft} (frames would skip "
-                             "samples)")
-        if self.n_mels > self.n_fft // 2 + 1:
-            raise ValueError(f"n_mels {self.n_mels} exceeds the {self.n_fft // 2 + 1} frequency bins of n_fft "
-                             f"{self.n_fft}")
-        if any(width < 1 for width in self.channels):
-            raise ValueError("every channel count must be >= 1")
-        return self
-
-    @property
-    def samples(self) -> int:
-        """Samples per item."""
-        return max(1, round(self.sample_rate * self.duration))
 
 
 class AudioModality(Modality):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import mmlatent
-from mmlatent_audio.datasets.fsdd import FSDD_SPLITS, FSDDOptions, build_fsdd, fsdd_fields, fsdd_splits
-from mmlatent_audio.datasets.spoken_digits import (
-    SPLITS,
+from mmlatent_audio.options import (
+    FSDD_SPLITS,
+    SPOKEN_DIGITS_SPLITS,
+    AudioOptions,
+    FSDDOptions,
     SpokenDigitsOptions,
-    build_spoken_digits,
+    fsdd_fields,
+    fsdd_splits,
     spoken_digits_fields,
     spoken_digits_splits,
 )
-from mmlatent_audio.modality import AudioModality, AudioOptions
 
 
 @mmlatent.hookimpl
@@ -19,7 +21,7 @@ def register_modalities(register):
     register(
         mmlatent.ModalitySpec(
             kind="audio",
-            modality=AudioModality,
+            modality="mmlatent_audio.modality:AudioModality",
             options=AudioOptions,
             description="Mono waveforms (B, samples) in [-1, 1]; log-mel convolutional autoencoder, Griffin-Lim back.",
         )
@@ -31,10 +33,10 @@ def register_datasets(register):
     register(
         mmlatent.DatasetSpec(
             name="spoken_digits",
-            build=build_spoken_digits,
+            build="mmlatent_audio.datasets.spoken_digits:build_spoken_digits",
             fields=spoken_digits_fields,
             options=SpokenDigitsOptions,
-            splits=SPLITS,
+            splits=SPOKEN_DIGITS_SPLITS,
             splits_for=spoken_digits_splits,
             description="Offline: the ten digit words synthesised with espeak-ng over voices, pitches and speeds "
                         "(speakers disjoint between splits), cached under root.",
@@ -43,7 +45,7 @@ def register_datasets(register):
     register(
         mmlatent.DatasetSpec(
             name="fsdd",
-            build=build_fsdd,
+            build="mmlatent_audio.datasets.fsdd:build_fsdd",
             fields=fsdd_fields,
             options=FSDDOptions,
             splits=FSDD_SPLITS,

@@ -7,10 +7,9 @@ the pipeline may also be uint8 (0..255) or bool (:meth:`ImageModality.prepare_ba
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import Tensor, nn
 
 from mmlatent import Modality
@@ -24,65 +23,13 @@ from mmlatent_image.autoencoders import (
 from mmlatent_image.classifier import ImageClassifier
 from mmlatent_image.conversion import convert_channels, resize, to_float_chw
 from mmlatent_image.files import IMAGE_SUFFIXES, read_images, write_grid
+from mmlatent_image.options import DEFAULT_CONV_CHANNELS, ImageOptions
 
 __all__ = ["DEFAULT_CONV_CHANNELS", "RANGE_TOLERANCE", "ImageModality", "ImageOptions"]
 
-#: ``conv_channels`` when the option is left out, per architecture.
-DEFAULT_CONV_CHANNELS = {"conv": (32, 64, 128), "resnet": (32, 64, 128, 256), "ldm": (32, 64, 128, 128)}
 #: Float pixels given by users may leave [0, 1] by this much (rounding); they are clamped.
 RANGE_TOLERANCE = 1e-4
 
-
-class ImageOptions(BaseModel):
-    """Options of an ``image`` modality (``modalities.<name>.options`` in a recipe)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    channels: int = Field(1, description="Channels of the data space: 1 (grey), 3 (RGB) or 4 (RGBA).")
-    size: int = Field(28, ge=4, le=1024, description="Side of the square data-space images; inputs are resized to it.")
-    arch: Literal["mlp", "conv", "resnet", "ldm"] = Field(
-        "mlp", description="Autoencoder: mlp (the paper's MNIST one), conv (SVHN), resnet (CUB 64x64), "
-                           "ldm (MLD*'s: the LDM autoencoder with a flat latent)."
-    )
-    loss: Literal["mse", "l1"] = Field("mse", description="Reconstruction loss: mse (Gaussian) or l1 (Laplace).")
-    augment: bool = Field(False, description="TrivialAugmentWide on the autoencoder's training batches.")
-    hidden: list[int] = Field([400], min_length=1, description="Hidden widths of the mlp autoencoder.")
-    conv_channels: list[int] | None = Field(
-        None,
-        min_length=1,
-        max_length=8,
-        description="Channels of the stride-2 stages of conv/resnet (default 32-64-128 for conv, 32-64-128-256 for "
-                    "resnet); for ldm the channels of its levels, base channels times the channel multipliers "
-                    "(default 32-64-128-128: 3 downsamplings).",
-    )
-    blocks_per_level: int = Field(1, ge=1, le=4, description="ldm: resnet blocks per level (the decoder has one more).")
-    attention: bool = Field(True, description="ldm: self-attention in the middle block (at the lowest resolution).")
-
-    @field_validator("channels")
-    @classmethod
-    def _channel_count(cls, channels: int) -> int:
-        if channels not in (1, 3, 4):
-            raise ValueError(f"channels must be 1 (grey), 3 (RGB) or 4 (RGBA), got {channels}")
-        return channels
-
-    @field_validator("hidden", "conv_channels")
-    @classmethod
-    def _positive(cls, widths: list[int] | None) -> list[int] | None:
-        if widths is not None and any(w < 1 for w in widths):
-            raise ValueError("every width must be >= 1")
-        return widths
-
-    @model_validator(mode="after")
-    def _fits(self) -> ImageOptions:
-        if self.arch != "mlp":
-            stages = len(self.conv_channels or DEFAULT_CONV_CHANNELS[self.arch])
-            if self.size < 2 ** (stages - 1):
-                raise ValueError(f"size {self.size} is too small for {stages} stride-2 stages of arch {self.arch!r}")
-        return self
-
-    def stage_channels(self) -> tuple[int, ...]:
-        """The conv/resnet stage channels in effect."""
-        return tuple(self.conv_channels or DEFAULT_CONV_CHANNELS.get(self.arch, ()))
 
 
 class ImageModality(Modality):

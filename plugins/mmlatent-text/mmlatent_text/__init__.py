@@ -4,11 +4,18 @@ Public names: :class:`TextModality`, :class:`TextOptions`, :class:`TextAutoencod
 :class:`TextClassifier`, :class:`Vocabulary`. The plugin entry point is :mod:`mmlatent_text.plugin`.
 """
 
-from mmlatent_text.autoencoder import TextAutoencoder
-from mmlatent_text.classifier import TextClassifier
-from mmlatent_text.modality import TextModality, TextOptions
-from mmlatent_text.vocabulary import Vocabulary
+import mmlatent
 
 __version__ = "0.1.0"
 
 __all__ = ["TextAutoencoder", "TextClassifier", "TextModality", "TextOptions", "Vocabulary", "__version__"]
+
+
+# the public classes, imported on first access (they need torch; registering the plugin does not)
+__getattr__ = mmlatent.lazy_exports(__name__, {
+    "TextAutoencoder": "mmlatent_text.autoencoder",
+    "TextClassifier": "mmlatent_text.classifier",
+    "TextModality": "mmlatent_text.modality",
+    "TextOptions": "mmlatent_text.options",
+    "Vocabulary": "mmlatent_text.vocabulary",
+})

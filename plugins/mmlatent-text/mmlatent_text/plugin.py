@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mmlatent
 
-from mmlatent_text.modality import TextModality, TextOptions
+from mmlatent_text.options import TextOptions
 
 
 @mmlatent.hookimpl
@@ -12,7 +12,7 @@ def register_modalities(register):
     register(
         mmlatent.ModalitySpec(
             kind="text",
-            modality=TextModality,
+            modality="mmlatent_text.modality:TextModality",
             options=TextOptions,
             description="short captions: fitted word vocabulary, 1-D convolutional autoencoder",
         )

@@ -19,12 +19,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch.utils.data import Dataset
+from mmlatent_audio.options import (
+    FSDDOptions,
+    FSDD_SPLITS,
+    FSDD_URL,
+    fsdd_fields,
+    fsdd_splits,
+)
 
 __all__ = [
     "FSDD",
@@ -38,55 +44,8 @@ __all__ = [
     "list_recordings",
 ]
 
-FSDD_SPLITS = ("train", "val", "test")
-FSDD_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset"
 _NAME = re.compile(r"^(\d)_([A-Za-z0-9\-]+)_(\d+)\.wav$", re.IGNORECASE)
 
-
-class FSDDOptions(BaseModel):
-    """Options of the ``fsdd`` dataset."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    root: str = Field(
-        "data/free-spoken-digit-dataset", description=f"Folder holding the 'recordings' folder of {FSDD_URL}."
-    )
-    sample_rate: int = Field(8000, ge=4000, le=48000, description="Sample rate (Hz) of the items (resampled).")
-    duration: float = Field(1.0, gt=0.0, le=10.0, description="Clip length (seconds): recordings are padded or cut.")
-    align: Literal["center", "start"] = Field(
-        "center", description="Where a recording sits in the clip (and which part is kept when it is too long)."
-    )
-    test_indices: list[int] = Field([0, 1, 2, 3, 4], min_length=1, description="Recording indices of the test split.")
-    val_indices: list[int] = Field(
-        [], description="Recording indices of the val split, taken out of train (none: no val split)."
-    )
-    speakers: list[str] | None = Field(None, description="Only these speakers (none: every speaker found).")
-
-    @field_validator("test_indices", "val_indices")
-    @classmethod
-    def _indices(cls, indices: list[int]) -> list[int]:
-        if any(i < 0 for i in indices):
-            raise ValueError("recording indices are >= 0")
-        if len(set(indices)) != len(indices):
-            raise ValueError("recording indices must not repeat")
-        return indices
-
-    @model_validator(mode="after")
-    def _disjoint(self) -> FSDDOptions:
-        shared = sorted(set(self.test_indices) & set(self.val_indices))
-        if shared:
-            raise ValueError(f"val_indices and test_indices share {shared}")
-        return self
-
-
-def fsdd_fields(options: FSDDOptions) -> list[str]:
-    """The modality fields of the items: ``["audio"]``."""
-    return ["audio"]
-
-
-def fsdd_splits(options: FSDDOptions) -> tuple[str, ...]:
-    """The splits these options give: ``val`` only with ``val_indices``."""
-    return FSDD_SPLITS if options.val_indices else ("train", "test")
 
 
 def fit_length(wave: np.ndarray, samples: int, align: str = "center") -> np.ndarray:

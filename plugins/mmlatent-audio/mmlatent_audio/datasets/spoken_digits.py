@@ -35,10 +35,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch.utils.data import Dataset
 
 from mmlatent_audio.datasets import espeak
+from mmlatent_audio.options import SPOKEN_DIGITS_SPLITS as SPLITS
+from mmlatent_audio.options import (
+    ENGLISH_LANGUAGES,
+    HUMAN_VARIANTS,
+    SpeakerCounts,
+    SpokenDigitsOptions,
+    spoken_digits_fields,
+    spoken_digits_splits,
+)
 
 __all__ = [
     "DIGIT_WORDS",
@@ -59,117 +67,12 @@ __all__ = [
     "synthesise_spoken_digits",
 ]
 
-SPLITS = ("train", "val", "test")
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-#: espeak-ng's English accents (espeak-ng-data/lang/gmw/en*; en-shaw, the Shavian script, left out).
-ENGLISH_LANGUAGES = (
-    "en", "en-us", "en-us-nyc", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
-)  # fmt: skip
-#: Voice variants (espeak-ng-data/voices/!v) that sound like people: the numbered male and female
-#: ones and named ones; robotic, whispering, echoing and croaking variants are left out.
-HUMAN_VARIANTS = (
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
-    "Andy", "Denis", "Gene", "Mario", "Michael", "michel", "paul", "quincy", "robert", "victor", "max", "grandpa",
-    "Andrea", "Annie", "anika", "aunty", "belinda", "linda", "steph", "grandma",
-)  # fmt: skip
 _FORMAT = 1  # version of the cache file's layout (part of its hash)
 _TRIM_LEVEL = 0.01  # leading/trailing samples below this fraction of the peak are silence
 _TRIM_MARGIN_S = 0.005  # silence kept around a trimmed word (seconds)
 _INT16_SCALE = 32767.0
 
-
-class SpeakerCounts(BaseModel):
-    """Speakers (voice settings) per split."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    train: int = Field(120, ge=1, le=5000, description="Speakers of the train split.")
-    val: int = Field(20, ge=0, le=5000, description="Speakers of the val split (0: no val split).")
-    test: int = Field(40, ge=1, le=5000, description="Speakers of the test split.")
-
-
-def _ordered_pair(value: tuple[Any, Any], name: str) -> tuple[Any, Any]:
-    if value[0] > value[1]:
-        raise ValueError(f"{name} is a (low, high) range, got low {value[0]} > high {value[1]}")
-    return value
-
-
-class SpokenDigitsOptions(BaseModel):
-    """Options of the ``spoken_digits`` dataset."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    root: str = Field("data/spoken_digits", description="Cache folder of the synthesised set (created if missing).")
-    sample_rate: int = Field(8000, ge=4000, le=48000, description="Sample rate (Hz) of the waveforms.")
-    duration: float = Field(1.0, gt=0.0, le=4.0, description="Clip length (seconds): words are padded with zeros.")
-    speakers: SpeakerCounts = Field(default_factory=SpeakerCounts, description="Speakers per split.")
-    repeats: int = Field(
-        1, ge=1, le=20, description="Utterances per speaker and word, each with its own amplitude, shift and noise."
-    )
-    languages: list[str] = Field(
-        list(ENGLISH_LANGUAGES), min_length=1, description="espeak-ng languages (accents) the speakers use."
-    )
-    variants: list[str] = Field(
-        list(HUMAN_VARIANTS),
-        min_length=1,
-        description="espeak-ng voice variants (files of espeak-ng-data/voices/!v; '' = the language's own voice).",
-    )
-    rate: tuple[int, int] = Field((130, 220), description="Range of the speakers' speeds (words per minute, 80..450).")
-    pitch: tuple[int, int] = Field((30, 70), description="Range of the speakers' base pitch (0..100, 50: the voice's).")
-    pitch_range: tuple[int, int] = Field((20, 80), description="Range of the speakers' intonation range (0..100).")
-    amplitude: tuple[float, float] = Field((0.3, 0.9), description="Range of the utterances' peak amplitude (0..1].")
-    noise: float = Field(0.005, ge=0.0, le=0.2, description="Std of the Gaussian noise added to each clip.")
-    max_shift: float = Field(0.1, ge=0.0, le=1.0, description="Largest shift (seconds) of a word from the centre.")
-    seed: int = Field(0, description="Seed of the speakers, their split and the augmentation.")
-
-    @field_validator("languages", "variants")
-    @classmethod
-    def _unique(cls, names: list[str]) -> list[str]:
-        if len(set(names)) != len(names):
-            raise ValueError("names must not repeat")
-        return names
-
-    @field_validator("rate")
-    @classmethod
-    def _rate(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if not 80 <= value[0] <= value[1] <= 450:
-            raise ValueError(f"rate must be a (low, high) range within 80..450 words per minute, got {value}")
-        return value
-
-    @field_validator("pitch", "pitch_range")
-    @classmethod
-    def _percent(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if not 0 <= value[0] <= value[1] <= 100:
-            raise ValueError(f"must be a (low, high) range within 0..100, got {value}")
-        return value
-
-    @field_validator("amplitude")
-    @classmethod
-    def _amplitude(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0.0 < value[0] <= value[1] <= 1.0:
-            raise ValueError(f"amplitude must be a (low, high) range within (0, 1], got {value}")
-        return value
-
-    @model_validator(mode="after")
-    def _enough_timbres(self) -> SpokenDigitsOptions:
-        splits = sum(1 for count in (self.speakers.train, self.speakers.val, self.speakers.test) if count > 0)
-        timbres = len(self.languages) * len(self.variants)
-        if timbres < splits:
-            raise ValueError(
-                f"{len(self.languages)} language(s) x {len(self.variants)} variant(s) give {timbres} timbre(s), "
-                f"fewer than the {splits} splits that need disjoint ones"
-            )
-        return self
-
-
-def spoken_digits_fields(options: SpokenDigitsOptions) -> list[str]:
-    """The modality fields of the items: ``["audio"]``."""
-    return ["audio"]
-
-
-def spoken_digits_splits(options: SpokenDigitsOptions) -> tuple[str, ...]:
-    """The splits these options give: ``val`` only when ``speakers.val`` > 0."""
-    return tuple(split for split in SPLITS if getattr(options.speakers, split) > 0)
 
 
 @dataclass(frozen=True)

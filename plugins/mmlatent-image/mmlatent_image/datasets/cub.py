@@ -26,31 +26,17 @@ import io
 import pickle
 import re
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset
 
 from mmlatent_image.datasets.base import resolve_root
+from mmlatent_image.options import CUBOptions
 
 __all__ = ["GET_CUB", "CUBCaptions", "CUBOptions", "build_cub", "read_filenames"]
 
-
-class CUBOptions(BaseModel):
-    """Options of the ``cub`` dataset."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    root: str = Field("data/birds", description="Folder with CUB_200_2011/, text_c10/, train/ and test/.")
-    images_dir: str = Field("CUB_200_2011/images", description="Image folder, relative to root.")
-    captions_dir: str = Field("text_c10", description="Caption folder, relative to root ('text' for AttnGAN's copy).")
-    captions: Literal["all", "first", "random"] = Field(
-        "all", description="all: one item per (image, caption); first / random: one item per image."
-    )
-    image_size: int = Field(64, ge=8, le=1024, description="Images are resized to image_size x image_size.")
-    cache_images: bool = Field(True, description="Keep resized images in memory after their first read.")
 
 
 class _NoObjects(pickle.Unpickler):

@@ -23,14 +23,14 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
 from mmlatent_image.datasets.base import IndexedArrays
 from mmlatent_image.datasets.pairing import pair_same_class
+from mmlatent_image.options import DIGITS_SPLITS as SPLITS
+from mmlatent_image.options import DigitsPairOptions, digits_pair_fields
 
 __all__ = ["DigitsPairOptions", "build_digits_pair", "digit_caption", "digits_pair_fields", "render_digits"]
 
-SPLITS = ("train", "val", "test")
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _TEMPLATES = (
     "a handwritten {w}",
@@ -48,27 +48,6 @@ _TEMPLATES = (
 )
 _LUMA = np.array([0.299, 0.587, 0.114])
 
-
-class DigitsPairOptions(BaseModel):
-    """Options of the ``digits_pair`` dataset."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    k: int = Field(5, ge=1, description="Pairs per gray digit in train (each with a same-class colour digit).")
-    k_test: int = Field(1, ge=1, description="Pairs per gray digit in val and test.")
-    seed: int = Field(0, description="Seed of the split, the colour renderings, the pairing and the captions.")
-    test_size: int = Field(397, ge=10, le=1000, description="Digits held out for test (stratified).")
-    val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of the train digits held out for val.")
-    size: int = Field(16, ge=8, le=64, description="Side of both images.")
-    captions: bool = Field(False, description="Add a 'caption' field: a short sentence naming the digit.")
-    color_variants: int = Field(1, ge=1, le=16, description="Fixed colour renderings per digit.")
-    noise: float = Field(0.05, ge=0.0, le=0.5, description="Std of the Gaussian pixel noise of colour images.")
-    max_shift: int = Field(1, ge=0, le=4, description="Largest shift (pixels) of the colour digit.")
-    min_contrast: float = Field(0.3, ge=0.0, le=0.8, description="Smallest luma difference of foreground and background.")
-
-
-def digits_pair_fields(options: DigitsPairOptions) -> list[str]:
-    return ["gray", "color", "caption"] if options.captions else ["gray", "color"]
 
 
 @functools.lru_cache(maxsize=1)

@@ -21,10 +21,10 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from mmlatent_image.datasets.base import IndexedArrays
 from mmlatent_image.datasets.pairing import pair_same_class
+from mmlatent_image.options import MnistSvhnOptions
 
 __all__ = ["MnistSvhnOptions", "build_mnist_svhn", "read_idx", "read_svhn_mat"]
 
@@ -32,18 +32,6 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 _MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 _SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 
-
-class MnistSvhnOptions(BaseModel):
-    """Options of the ``mnist_svhn`` dataset."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    root: str = Field("data", description="Folder holding MNIST/raw/ and the SVHN .mat files (torchvision layout).")
-    download: bool = Field(False, description="Let torchvision download missing files (needs a network).")
-    k: int = Field(20, ge=1, description="Pairs per kept instance: each is paired with k same-class instances of the other set.")
-    k_test: int | None = Field(None, ge=1, description="k for the test split (default: k).")
-    max_per_class: int = Field(10000, ge=1, description="At most this many instances of each class and set are kept.")
-    seed: int = Field(0, description="Seed of the pairing (the same seed gives the same pairs).")
 
 
 def read_idx(path: Path) -> np.ndarray:

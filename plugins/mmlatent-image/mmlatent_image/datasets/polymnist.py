@@ -17,35 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch.utils.data import Dataset
 
 from mmlatent_image.datasets.base import resolve_root
+from mmlatent_image.options import PolyMNISTOptions
 
 __all__ = ["PolyMNIST", "PolyMNISTOptions", "build_polymnist"]
 
 _NAME = re.compile(r"^(\d+)\.(\d+)\.png$")
 
-
-class PolyMNISTOptions(BaseModel):
-    """Options of the ``polymnist`` dataset."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    root: str = Field("data/PolyMNIST", description="Folder holding train/ and test/ with m0..m4 inside.")
-    modalities: list[str] = Field(
-        ["m0", "m1", "m2", "m3", "m4"], min_length=1, description="Which modality folders to load (their names are the fields)."
-    )
-
-    @field_validator("modalities")
-    @classmethod
-    def _names(cls, names: list[str]) -> list[str]:
-        if len(set(names)) != len(names):
-            raise ValueError("modalities must not repeat")
-        bad = [n for n in names if not re.fullmatch(r"[A-Za-z0-9_\-]+", n) or n == "label"]
-        if bad:
-            raise ValueError(f"invalid modality folder names: {bad}")
-        return names
 
 
 class PolyMNIST(Dataset):
