@@ -1,7 +1,7 @@
 """The ``mmlatent`` command (also ``python -m mmlatent``).
 
 Argument parsing only: every sub-command hands its parsed arguments to the module that owns the
-concept (``plugins``, ``recipe``, ``train``, ``pipeline``, ``evaluation``), imported lazily so that
+concept (``plugins``, ``recipe``, ``train``, ``pipeline``, ``evaluation``, ``hub``), imported lazily so that
 ``mmlatent --help`` works even when a plugin or an optional dependency is broken.
 """
 
@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compare", nargs="+", metavar="RUN", help="print a table comparing several runs")
 
+    p = sub.add_parser("export", help="save a trained run as a model folder to share, or push it to the Hugging "
+                                      "Face Hub (weights, recipe, model card; no checkpoints)")
+    p.add_argument("run", help="a run directory (or a model folder, or a Hub repository id)")
+    p.add_argument("--out", default=None, metavar="DIR", help="write the model folder here")
+    p.add_argument("--push-to-hub", default=None, metavar="OWNER/NAME", help="upload it to this Hub repository")
+    p.add_argument("--private", action="store_true", help="create the Hub repository as private")
+
     p = sub.add_parser("distill", help="distil a run's score network into a few-step student")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -142,6 +149,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mmlatent.evaluation.command import evaluate_command
 
         return evaluate_command(args)
+    if args.command == "export":
+        from mmlatent.hub import export_command
+
+        return export_command(args)
     raise ValueError(f"unknown command {args.command!r}")
 
 

@@ -25,6 +25,7 @@ from mmlatent.build import build_dataset, build_modalities
 from mmlatent.checkpoint import CheckpointError, load_json
 from mmlatent.data import ModalityBatches, collate_items
 from mmlatent.diffusion.plan import SamplingPlan
+from mmlatent.hub import PretrainedModel
 from mmlatent.manifest import verify_files
 from mmlatent.modality import Modality
 from mmlatent.plugins import get_registry
@@ -75,10 +76,11 @@ class GenerativeModel(Protocol):
         ...
 
 
-class RecipeModel:
+class RecipeModel(PretrainedModel):
     """What every model built from a recipe shares: modality names (recipe order), the fitted
     modality objects, the recipe's dataset, input checks and rendering. Families subclass it
-    and add ``plan`` and ``generate``.
+    and add ``plan`` and ``generate``; every family shares ``save_pretrained``, ``from_pretrained``
+    and ``push_to_hub`` (:class:`~mmlatent.hub.PretrainedModel`).
 
     ``recipe``: the run's :class:`~mmlatent.recipe.Recipe`; ``modalities``: ``{name: Modality}``
     with their fitted preprocessing loaded; ``run_dir``: where the run lives (None when built in
