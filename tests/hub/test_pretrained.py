@@ -145,6 +145,22 @@ def test_what_is_not_a_model_is_refused_clearly(trained_run, saved, tmp_path):
         pipe.save_pretrained(tmp_path / "model")
 
 
+def test_a_model_of_a_family_not_installed_names_what_it_needs(saved, tmp_path):
+    import yaml
+
+    from mmlatent.manifest import record_files
+
+    folder = tmp_path / "model"
+    shutil.copytree(saved, folder)
+    recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
+    recipe["model"] = {"family": "nosuch"}
+    (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    record_files(folder, [folder / "recipe.yaml"])
+    with pytest.raises(PretrainedError, match=r"(?s)does not validate with the installed plugins \(it was trained "
+                                              r"with mmlatent .*nosuch"):
+        MLDPipeline.from_pretrained(folder)
+
+
 def test_a_run_directory_loads_too(trained_run):
     _assert_same(MLDPipeline.from_pretrained(trained_run).generate(n=3, seed=2),
                  MLDPipeline.load(trained_run).generate(n=3, seed=2))
