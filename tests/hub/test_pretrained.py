@@ -53,6 +53,26 @@ def _assert_same(first: dict, second: dict) -> None:
         assert torch.equal(first[name], second[name]), name
 
 
+def test_what_a_run_carries(trained_run, tmp_path):
+    """Students (recorded in the manifest) travel; training-only files never do."""
+    from mmlatent.hub import pretrained_files
+    from mmlatent.manifest import record_files
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "students").mkdir()
+    (run / "students" / "fast.json").write_text('{"steps": 2}')
+    (run / "students" / "fast.safetensors").write_bytes((run / "score_net.safetensors").read_bytes())
+    (run / "classifiers").mkdir()
+    (run / "classifiers" / "a.safetensors").write_bytes(b"x")
+    record_files(run, [run / "students" / "fast.json", run / "students" / "fast.safetensors",
+                       run / "classifiers" / "a.safetensors"])
+    carried = set(pretrained_files(run))
+    assert {"students/fast.json", "students/fast.safetensors"} <= carried
+    assert carried == EXPECTED_FILES - {"README.md", "manifest.json"} | {"students/fast.json",
+                                                                         "students/fast.safetensors"}
+
+
 def test_round_trip_generates_identical_samples(trained_run, saved):
     pipe = MLDPipeline.load(trained_run)
     loaded = MLDPipeline.from_pretrained(saved)
