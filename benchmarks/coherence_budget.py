@@ -61,13 +61,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from mmlatent.evaluation.classifiers import ClassifierSettings, TrainedClassifier
 from mmlatent.evaluation.coherence import CoherenceEvaluator, condition_key
 from mmlatent.evaluation.command import build_evaluator
 from mmlatent.evaluation.data import load_split, num_items, subset
 from mmlatent.model import GenerativeModel
+from mmlatent.progress import progress_bar
 
 #: The paper's sampler: Euler-Maruyama with RePaint resampling (defaults j = 10, r = 10: 2,410 NFE).
 PAPER_SAMPLER = ("repaint", 250)
@@ -100,7 +100,7 @@ def encode_split(pipe: GenerativeModel, data: dict[str, Tensor], batch_size: int
     """Standardised latents ``{name: (N, d_i)}`` of a collated split (``pipe.encode``, in batches)."""
     size = num_items(data)
     parts: dict[str, list[Tensor]] = {name: [] for name in pipe.names}
-    for piece in tqdm(list(_chunks(size, batch_size)), desc=desc, leave=False, file=sys.stderr,
+    for piece in progress_bar(list(_chunks(size, batch_size)), desc=desc, leave=False, file=sys.stderr,
                       disable=None if progress else True):
         encoded = pipe.encode({name: data[name][piece] for name in pipe.names})
         for name in pipe.names:
@@ -339,7 +339,7 @@ def run_budget(pipe: GenerativeModel, run: Path | None, *, split: str = "test", 
     recipe_plan = pipe.plan()
     paper_plan = pipe.plan(reference[0], reference[1], recipe_defaults=False) if paper else None
     runs = seeds * (1 + (2 if paper and n_paper < n_main else 1 if paper else 0))
-    with tqdm(total=runs, desc="generation runs", unit="run", file=sys.stderr,
+    with progress_bar(total=runs, desc="generation runs", unit="run", file=sys.stderr,
               disable=None if progress else True) as bar:
         clock = time.perf_counter()
         main_eval = evaluator(index_main)
@@ -348,7 +348,7 @@ def run_budget(pipe: GenerativeModel, run: Path | None, *, split: str = "test", 
         paper_run = recipe_on_paper = None
         if paper:
             paper_eval = main_eval if n_paper == n_main else evaluator(index_paper)
-            bar.set_description(f"generation runs ({paper_plan.sampler})")
+            bar.set_description(f"generation runs ({paper_plan.sampler})", refresh=False)
             clock = time.perf_counter()
             paper_run = generation(paper_eval, paper_plan, seeds, bar)
             timings["paper_s"] = round(time.perf_counter() - clock, 3)

@@ -56,7 +56,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from mmlatent.checkpoint import CheckpointError
 from mmlatent.diffusion import (
@@ -73,6 +72,7 @@ from mmlatent.families import DEFAULT_FAMILY
 from mmlatent.latents import LatentStats, load_latents
 from mmlatent.model import load_run_recipe
 from mmlatent.pipeline import MLDPipeline
+from mmlatent.progress import progress_bar
 from mmlatent.rundir import RunDir, check_run_path, is_run_directory
 from mmlatent.runlock import RunLock
 from mmlatent.stopping import StopSignals
@@ -288,13 +288,13 @@ def distill_progressive(teacher: EpsModel, student: nn.Module, data: Tensor, sde
     process = _Process(data, sde, layout, config.d, generator)
     rounds = int(round(math.log2(config.teacher_steps // config.steps)))
     history: list[dict[str, Any]] = []
-    bar = tqdm(total=rounds * config.iterations, disable=not progress, desc="distill", leave=False)
+    bar = progress_bar(total=rounds * config.iterations, disable=not progress, desc="distill", leave=False)
     n_teacher = config.teacher_steps
     current_teacher: EpsModel = teacher
     for r in range(rounds):
         n_student = n_teacher // 2
         ts = student_grid(sde, n_teacher, config.grid).to(device)
-        bar.set_description(f"distill {n_teacher}->{n_student} steps")
+        bar.set_description(f"distill {n_teacher}->{n_student} steps", refresh=False)
         student.train()
         optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
         losses: list[float] = []
@@ -310,7 +310,7 @@ def distill_progressive(teacher: EpsModel, student: nn.Module, data: Tensor, sde
             losses.append(_optimizer_step(optimizer, _landing_error(x_next, target, ~given_dim_mask), f"in round {r + 1}"))
             bar.update(1)
             if it % 50 == 0:
-                bar.set_postfix(loss=f"{losses[-1]:.3g}")
+                bar.set_postfix(loss=f"{losses[-1]:.3g}", refresh=False)
         record = {"teacher_steps": n_teacher, "student_steps": n_student, "loss": _tail_mean(losses)}
         history.append(record)
         if log is not None:
@@ -345,7 +345,7 @@ def distill_consistency(teacher: EpsModel, student: nn.Module, data: Tensor, sde
     per_segment = config.teacher_steps // config.steps
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
     losses: list[float] = []
-    bar = tqdm(range(config.iterations), disable=not progress, desc="distill consistency", leave=False)
+    bar = progress_bar(range(config.iterations), disable=not progress, desc="distill consistency", leave=False)
     student.train()
     for it in bar:
         _linear_decay(optimizer, config.lr, it, config.iterations)
@@ -359,7 +359,7 @@ def distill_consistency(teacher: EpsModel, student: nn.Module, data: Tensor, sde
         jump = process.ddim(student, x, t, t_end, given, given_dim_mask, z)
         losses.append(_optimizer_step(optimizer, _landing_error(jump, target, ~given_dim_mask), f"at iteration {it}"))
         if it % 50 == 0:
-            bar.set_postfix(loss=f"{losses[-1]:.3g}")
+            bar.set_postfix(loss=f"{losses[-1]:.3g}", refresh=False)
     student.eval()
     record = {"teacher_steps": config.teacher_steps, "student_steps": config.steps, "loss": _tail_mean(losses)}
     if log is not None:

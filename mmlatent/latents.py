@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from mmlatent.checkpoint import load_tensors, save_tensors
 from mmlatent.data import ModalityBatches, collate_items
 from mmlatent.modality import Autoencoder, Modality
+from mmlatent.progress import progress_bar
 
 __all__ = ["LatentStats", "encode_dataset", "load_latents", "save_latents"]
 
@@ -81,7 +81,7 @@ def encode_dataset(dataset: Dataset, modalities: Mapping[str, Modality], fields:
     labels: list[Tensor] = []
     presence: list[Tensor] = []
     columns = {name: column for column, name in enumerate(modalities)}
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+    for batch in progress_bar(loader, desc=desc, disable=not progress, leave=False):
         present = batch["present"] if "present" in batch else \
             torch.ones(len(next(iter(batch.values()))), len(modalities), dtype=torch.bool)
         size = len(present)

@@ -35,6 +35,7 @@ from pydantic import (
 from mmlatent.diffusion.options import check_sampler_options
 from mmlatent.families import DEFAULT_FAMILY
 from mmlatent.plugins import PluginLookupError, get_registry
+from mmlatent.tracking import TRACKER_MODULES
 
 __all__ = [
     "AutoencoderTrain",
@@ -49,6 +50,7 @@ __all__ = [
     "SamplingConfig",
     "ScoreNetConfig",
     "SDEConfig",
+    "TrainConfig",
     "apply_overrides",
     "load_recipe",
     "validate_command",
@@ -290,6 +292,17 @@ class EvaluationConfig(_Strict):
                                         "never downloaded")
 
 
+class TrainConfig(_Strict):
+    """``train:`` how `mmlatent train` reports the training (what it trains is set by the other sections)."""
+
+    log_with: list[Literal[tuple(TRACKER_MODULES)]] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="experiment trackers (HuggingFace Accelerate's) that get every stage's "
+                                          "loss and learning rate every `diffusion.train.log_every` steps (a VAE "
+                                          "family: `model.options.log_every`) and the sample grids: `tensorboard` "
+                                          "(files under `<run>/logs/`: `tensorboard --logdir <run>/logs`), `wandb`, "
+                                          "`mlflow`; each needs its package installed (`pip install tensorboard`)")
+
+
 class ModelConfig(_Strict):
     """``model:`` which model family trains on the recipe's modalities (default: MLD)."""
 
@@ -319,6 +332,8 @@ class Recipe(_Strict):
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="the default sampler")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="the evaluation")
     model: ModelConfig = Field(default_factory=ModelConfig, description="the model family (default: MLD)")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="how training is reported "
+                                                                        "(experiment tracking)")
 
     @field_validator("name")
     @classmethod
@@ -345,6 +360,8 @@ class Recipe(_Strict):
             exclude["evaluation"] = {"embeddings"}
         if self.diffusion.train.complete_fraction is None:  # and diffusion.train.complete_fraction
             exclude["diffusion"] = {"train": {"complete_fraction"}}
+        if not self.train.log_with:  # and a train section that logs with no tracker
+            exclude["train"] = True
         return yaml.safe_dump(self.model_dump(mode="json", exclude=exclude or None), sort_keys=False)
 
 

@@ -26,7 +26,7 @@ __all__ = ["RUN_ENTRIES", "RunDir", "RunPathError", "check_run_path", "clear_run
 RUN_ENTRIES = frozenset({
     "recipe.yaml", "plugins.json", "state.json", "manifest.json", "modalities", "autoencoders", "latents",
     "latent_stats.safetensors", "score_net.safetensors", "checkpoints", "curves", "history.json", "train.log",
-    "samples", "classifiers", "metrics.json", "report.md", "students", "model", ".lock",
+    "samples", "classifiers", "metrics.json", "report.md", "students", "model", "logs", ".lock",
 })
 #: Longest file name component accepted for a run directory (file systems allow 255 bytes).
 MAX_NAME_BYTES = 200
@@ -108,6 +108,11 @@ class RunDir:
     @property
     def log(self) -> Path:
         return self.root / "train.log"
+
+    @property
+    def logs(self) -> Path:
+        """The experiment trackers' files (``train.log_with``; TensorBoard under ``logs/<recipe name>/``)."""
+        return self.root / "logs"
 
     @property
     def samples(self) -> Path:

@@ -45,7 +45,6 @@ import torch.distributed as dist
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from torch.utils.data import DataLoader, Subset
-from tqdm.auto import tqdm
 
 from mmlatent.build import (
     build_dataset,
@@ -61,10 +60,12 @@ from mmlatent.errors import UserError, run_command
 from mmlatent.evaluation.fid import load_inception
 from mmlatent.latents import LatentStats, encode_dataset, load_latents, save_latents
 from mmlatent.plugins import get_registry
+from mmlatent.progress import progress_bar
 from mmlatent.recipe import Recipe, load_recipe
 from mmlatent.rundir import RunDir, check_run_path, clear_run_directory
 from mmlatent.runlock import RunLock
 from mmlatent.stopping import StopSignals, TrainingStopped
+from mmlatent.tracking import accelerator_options
 from mmlatent.training import StagedTrainer, StepBatches, TrainingDiverged, stage_seed
 
 __all__ = ["MLDTrainer", "Trainer", "TrainingDiverged", "main"]
@@ -122,7 +123,7 @@ class MLDTrainer(StagedTrainer):
                                                        self.rank, self.world, start, total),
                             collate_fn=lambda items: collate_items(items, {name: modality}))
         every = self.recipe.diffusion.train.checkpoint_every
-        bar = tqdm(total=total, initial=start, desc=f"stage 1 {name}", disable=not self.progress)
+        bar = progress_bar(total=total, initial=start, desc=f"stage 1 {name}", disable=not self.progress)
         model.train()
         with self.stop.deferred():
             for step, batch_items in enumerate(loader, start=start):
@@ -200,7 +201,7 @@ class MLDTrainer(StagedTrainer):
         model, optimizer = self.accelerator.prepare(net, optimizer)
         data_seed = stage_seed(self.recipe.seed, stage + ":data")
         noise = torch.Generator(device=z.device)
-        bar = tqdm(total=total, initial=start, desc="stage 2 score net", disable=not self.progress)
+        bar = progress_bar(total=total, initial=start, desc="stage 2 score net", disable=not self.progress)
         model.train()
         per_batch = self.recipe.diffusion.subset_sampling == "per_batch"
         with self.stop.deferred():
@@ -349,12 +350,13 @@ def train_command(args: argparse.Namespace) -> int:
         run_dir = check_run_path(args.output)
     else:
         run_dir = check_run_path(Path("runs") / recipe.name, default_parent="runs")
+    tracking = accelerator_options(recipe.train.log_with, run_dir)  # a tracker not installed: UserError
     datasets = load_datasets(recipe)
     if not args.no_eval:
         check_evaluation_files(recipe)
     # Without CUDA, Accelerate only detects a torchrun/accelerate multi-process launch when told
     # to run on the CPU (then it uses gloo); with one process this changes nothing.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), **tracking)
     lock = RunLock(run_dir, "train --resume" if args.resume else "train")
     refused: Exception | None = None
     if accelerator.is_main_process:

@@ -9,7 +9,9 @@ class owns what must be the same for every family:
 - the modalities' fitted preprocessing (e.g. a text vocabulary), fitted once on the train split;
 - resumable steps: checkpoints every N steps and at a SIGINT/SIGTERM (:mod:`mmlatent.stopping`),
   resume from the last one, a NaN/inf loss stops with :class:`TrainingDiverged`;
-- the end of a run: sample grids and the evaluation, through the family's own ``load``.
+- the end of a run: sample grids and the evaluation, through the family's own ``load``;
+- experiment tracking (``train.log_with``, :mod:`mmlatent.tracking`): each recorded loss and the
+  learning rate, then the sample grids, go to the accelerator's trackers.
 
 Only the main process writes files; with several Accelerate processes every process trains on
 its own share of each global batch (:func:`batch_sampler`).
@@ -46,6 +48,7 @@ from mmlatent.missing import field_presence
 from mmlatent.recipe import Recipe, RecipeError
 from mmlatent.rundir import RunDir
 from mmlatent.stopping import StopSignals, TrainingStopped
+from mmlatent.tracking import accelerator_options, end_tracking, log_images, log_losses, run_step, start_tracking
 
 __all__ = ["StagedTrainer", "StepBatches", "TrainingDiverged", "stage_seed"]
 
@@ -87,7 +90,8 @@ class StagedTrainer:
     write). ``stop``: the installed signal handlers (a stop is then a checkpoint at the next step
     boundary); ``datasets``: already loaded splits by name (``mmlatent train`` loads them before
     it creates the run directory); ``evaluate``: evaluate at the end (None: the recipe's
-    ``evaluation.enabled``).
+    ``evaluation.enabled``). Without ``accelerator`` one is made with the recipe's trackers
+    (``train.log_with``).
     """
 
     def __init__(self, recipe: Recipe, run_dir: str | Path, accelerator=None, resume: bool = False,
@@ -97,7 +101,7 @@ class StagedTrainer:
         self.datasets = dict(datasets or {})
         self.recipe = recipe
         self.run = RunDir(run_dir)
-        self.accelerator = accelerator or Accelerator()
+        self.accelerator = accelerator or Accelerator(**accelerator_options(recipe.train.log_with, run_dir))
         self.resume = resume
         self.is_main = self.accelerator.is_main_process
         self.progress = progress and self.accelerator.is_local_main_process
@@ -228,6 +232,7 @@ class StagedTrainer:
         try:
             start = time.time()
             self._prepare_directory()
+            start_tracking(self.accelerator, self.recipe.name)
             self.modalities = build_modalities(self.recipe)
             self.train_set = self.dataset("train")
             self.fit_preprocessing()
@@ -239,7 +244,8 @@ class StagedTrainer:
                 log.info("done in %.1f s: %s", time.time() - start, self.run.root)
             self.accelerator.wait_for_everyone()
             return summary
-        finally:  # a later run in the same process must not write into this run's train.log
+        finally:  # a later run in the same process must not write into this run's train.log or trackers
+            end_tracking(self.accelerator)
             handler = getattr(self, "_log_handler", None)
             if handler is not None:
                 log.removeHandler(handler)
@@ -293,15 +299,17 @@ class StagedTrainer:
     def after_step(self, stage: str, step: int, total: int, value: float, bar, every: int,
                    modules: dict, optimizers: dict, log_every: int | None = None) -> None:
         """After optimiser step ``step`` (0-based) of ``total``: record the loss every ``log_every``
-        steps (default ``diffusion.train.log_every``), move the bar, checkpoint ``modules`` and
-        ``optimizers`` every ``every`` steps, and stop with a checkpoint when a signal came."""
+        steps (default ``diffusion.train.log_every``; also to the trackers, with the learning rate),
+        move the bar, checkpoint ``modules`` and ``optimizers`` every ``every`` steps, and stop with a
+        checkpoint when a signal came."""
         done = step + 1
         log_every = log_every or self.recipe.diffusion.train.log_every
         if done % log_every == 0 or done == total:
             self.history.log(stage, done, value)
+            log_losses(self.accelerator, stage, value, optimizers, run_step(self.history.records, stage, done))
         bar.update(1)
         if done % max(1, log_every) == 0:
-            bar.set_postfix(loss=f"{value:.4g}")
+            bar.set_postfix(loss=f"{value:.4g}", refresh=False)  # shown at the bar's next update
         stop = self.stop_requested()
         if (done % every == 0 or stop) and done < total:
             if self.is_main:
@@ -330,7 +338,8 @@ class StagedTrainer:
         model = load_model(self.run.root, device=self.accelerator.device)
         if "samples" not in self.done:
             outputs = model.generate(n=self.recipe.evaluation.samples, seed=self.recipe.seed)
-            model.render(outputs, self.run.samples, prefix="joint_")
+            grids = model.render(outputs, self.run.samples, prefix="joint_")
+            log_images(self.accelerator, grids, run_step(self.history.records))
             self.done.append("samples")
             save_json(self.run.state, {"completed": self.done})
         if self.evaluate and self._test_has_labels() and "evaluation" not in self.done:

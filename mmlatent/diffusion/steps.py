@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+
+from mmlatent.progress import progress_bar
 
 from .denoiser import draw_noise
 from .sde import VPSDE
@@ -128,8 +129,8 @@ def langevin_step(denoiser: Any, x: Tensor, t: float, snr: float, generator: tor
 
 
 def progress_range(n: int, progress: bool, desc: str):
-    """``range(n)``, with a tqdm bar when ``progress``."""
-    return tqdm(range(n), disable=not progress, desc=desc, leave=False)
+    """``range(n)``, with a progress bar when ``progress`` (:func:`mmlatent.progress.progress_bar`)."""
+    return progress_bar(range(n), disable=not progress, desc=desc, leave=False)
 
 
 def report(callback: Callback | None, i: int, t: float, x: Tensor, denoised: Tensor | None) -> None:

@@ -32,11 +32,11 @@ from typing import Any
 import torch
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from mmlatent.evaluation.data import EvaluationError
 from mmlatent.manifest import record_files, verify_files
 from mmlatent.model import GenerativeModel
+from mmlatent.progress import progress_bar
 
 __all__ = [
     "ClassifierSettings",
@@ -156,7 +156,7 @@ def train_classifier(
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     size = x.shape[0]
     steps_per_epoch = (size + settings.batch_size - 1) // settings.batch_size
-    bar = tqdm(total=settings.epochs * steps_per_epoch, desc=description, leave=False,
+    bar = progress_bar(total=settings.epochs * steps_per_epoch, desc=description, leave=False,
                disable=None if progress else True)  # None: only on a terminal
     model.train()
     for _epoch in range(settings.epochs):
@@ -172,7 +172,7 @@ def train_classifier(
             optimizer.step()
             bar.update(1)
             if not bar.disable and bar.n % 10 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
     model.eval()
     return model

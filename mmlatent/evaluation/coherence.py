@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from mmlatent.diffusion.plan import SamplingPlan
 from mmlatent.evaluation.classifiers import TrainedClassifier
@@ -53,6 +52,7 @@ from mmlatent.evaluation.frechet import (
     gaussian_statistics,
 )
 from mmlatent.model import GenerativeModel
+from mmlatent.progress import progress_bar
 
 __all__ = [
     "MAX_ALL_SUBSETS",
@@ -326,7 +326,7 @@ class CoherenceEvaluator:
         nfes: list[int] = []
         generation = 0.0
         metrics = 0.0
-        bar = tqdm(
+        bar = progress_bar(
             total=total * (1 + len(self.subsets)),
             desc=f"evaluate {plan.sampler}" + (f"/{plan.steps}" if plan.steps else ""),
             unit="sample",

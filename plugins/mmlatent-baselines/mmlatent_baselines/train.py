@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from mmlatent.data import ModalityBatches, collate_items
 from mmlatent.errors import UserError
+from mmlatent.progress import progress_bar
 from mmlatent.training import StagedTrainer, StepBatches, stage_seed
 from pythae.data.datasets import DatasetOutput
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from mmlatent_baselines.families import build_model, check_options
 from mmlatent_baselines.model import save_weights
@@ -138,7 +138,7 @@ class VAETrainer(StagedTrainer):
                             batch_sampler=StepBatches(n, options.batch_size, stage_seed(seed, "data"), self.rank,
                                                       self.world, start, total),
                             collate_fn=partial(collate_items, modalities=self.modalities))
-        bar = tqdm(total=total, initial=start, desc=f"{self.family}", disable=not self.progress)
+        bar = progress_bar(total=total, initial=start, desc=f"{self.family}", disable=not self.progress)
         objective.train()
         with self.stop.deferred():
             for step, batch in enumerate(loader, start=start):
