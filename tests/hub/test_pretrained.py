@@ -216,6 +216,9 @@ def test_push_to_hub_uploads_the_saved_folder(trained_run, monkeypatch):
     assert not Path(upload["folder_path"]).exists()  # the temporary folder is gone
     with pytest.raises(PretrainedError, match="owner/name"):
         pipe.push_to_hub("no slash")
+    assert cli_main(["export", str(trained_run), "--push-to-hub", "someone/cli-mld", "--private"]) == 0
+    assert calls["create_repo"] == ("someone/cli-mld", {"repo_type": "model", "private": True, "exist_ok": True})
+    assert calls["files"] == EXPECTED_FILES and calls["upload_folder"]["revision"] is None
 
 
 def test_from_pretrained_downloads_a_hub_repository(saved, monkeypatch, tmp_path):
