@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list installed plugins, their modality kinds and datasets")
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
-    p = sub.add_parser("validate", help="validate a recipe and exit")
+    p = sub.add_parser("recipes", help="list the recipes shipped with mmlatent (run one by name: mmlatent train "
+                                       "quickstart) and the plugins each needs")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
+    p = sub.add_parser("validate", help="validate a recipe (a file, or a shipped recipe's name) and exit")
     p.add_argument("recipe")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
@@ -137,6 +141,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mmlatent.plugins import plugins_command
 
         return plugins_command(as_json=args.json)
+    if args.command == "recipes":
+        from mmlatent.recipe_library import recipes_command
+
+        return recipes_command(as_json=args.json)
     if args.command == "validate":
         from mmlatent.recipe import validate_command
 

@@ -35,6 +35,7 @@ from pydantic import (
 from mmlatent.diffusion.options import check_sampler_options
 from mmlatent.families import DEFAULT_FAMILY
 from mmlatent.plugins import PluginLookupError, get_registry
+from mmlatent.recipe_library import resolve_recipe, unknown_recipe_hint
 from mmlatent.tracking import TRACKER_MODULES
 
 __all__ = [
@@ -645,8 +646,12 @@ def parse_recipe(raw: Any, source: str = "<recipe>", overrides: Iterable[str] = 
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = (), check_plugins: bool = True) -> Recipe:
-    """Read, override and validate a recipe file; raise :class:`RecipeError` listing every problem."""
-    source = str(path)
+    """Read, override and validate a recipe file (or a shipped recipe by name: ``quickstart``); raise
+    :class:`RecipeError` listing every problem."""
+    file = resolve_recipe(path)  # a file, or the name of a recipe shipped with mmlatent
+    source = str(path) if file == Path(path) else f"{path} ({file})"
+    if not file.exists() and not file.is_symlink() and file.suffix not in (".yaml", ".yml"):  # not a file, no name
+        raise RecipeError(source, [("", unknown_recipe_hint(path))])
     try:
         text = _read_text(Path(path))
     except ValueError as error:

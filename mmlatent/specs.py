@@ -12,12 +12,9 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-
-if TYPE_CHECKING:
-    from mmlatent.modality import Modality
 
 __all__ = ["DatasetSpec", "DeferredCallable", "ModalitySpec", "NoOptions", "deferred", "is_reference",
            "lazy_exports", "resolve_reference"]
@@ -106,16 +103,16 @@ class ModalitySpec:
     """
 
     kind: str
-    modality: type[Modality] | str
+    modality: type | str  # a mmlatent.modality.Modality subclass, or a reference to one
     options: type[BaseModel] = NoOptions
     description: str = ""
 
     @property
-    def modality_class(self) -> type[Modality]:
+    def modality_class(self) -> type:
         """The :class:`Modality` subclass, imported now when ``modality`` is a ``"module:Class"`` reference."""
         return resolve_reference(self.modality) if isinstance(self.modality, str) else self.modality
 
-    def build(self, name: str, options: BaseModel | dict[str, Any] | None, latent_dim: int) -> Modality:
+    def build(self, name: str, options: BaseModel | dict[str, Any] | None, latent_dim: int) -> Any:
         """Validate ``options`` (dict or model) and instantiate the modality."""
         if not isinstance(options, self.options):
             options = self.options.model_validate(dict(options or {}))

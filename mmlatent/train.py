@@ -60,6 +60,7 @@ from mmlatent.errors import UserError, run_command
 from mmlatent.evaluation.fid import load_inception
 from mmlatent.latents import LatentStats, encode_dataset, load_latents, save_latents
 from mmlatent.plugins import get_registry
+from mmlatent.extras import require_extra
 from mmlatent.progress import progress_bar
 from mmlatent.recipe import Recipe, load_recipe
 from mmlatent.rundir import RunDir, check_run_path, clear_run_directory
@@ -255,7 +256,7 @@ Trainer = MLDTrainer
 # ------------------------------------------------------------------------------------------ CLI
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmlatent train", description="Train an MLD recipe (both stages).")
-    parser.add_argument("recipe", help="recipe YAML file")
+    parser.add_argument("recipe", help="recipe YAML file, or the name of a shipped recipe (mmlatent recipes)")
     parser.add_argument("--output", "-o", help="run directory (default runs/<recipe name>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value, e.g. --set diffusion.train.steps=2000")
@@ -313,6 +314,7 @@ def _claim(run_dir: Path, lock: RunLock, resume: bool, overwrite: bool) -> None:
         raise UserError(f"run directory {run_dir} already exists: pass --resume to continue it "
                         "or --overwrite to start again")
     lock.acquire()
+        require_extra("clip")
     if overwrite and occupied:
         clear_run_directory(run_dir)
 

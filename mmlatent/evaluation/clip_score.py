@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from mmlatent.evaluation.data import EvaluationError
+from mmlatent.extras import require_extra
 
 __all__ = ["CLIP_S_WEIGHT", "ClipScorer", "clip_s_from_embeddings"]
 
@@ -91,6 +92,7 @@ class ClipScorer:
         directory = Path(path).expanduser()
         if not directory.is_dir():
             raise EvaluationError(f"CLIP model directory not found: {directory} (evaluation.clip_model)")
+        require_extra("clip")  # MissingDependencyError: pip install 'mmlatent[clip]'
         from transformers import AutoProcessor, CLIPModel
 
         try:

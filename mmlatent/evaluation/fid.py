@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from mmlatent.evaluation.data import EvaluationError
+from mmlatent.extras import require_extra
 from mmlatent.evaluation.frechet import (
     GaussianStatistics,
     frechet_distance_from_features,
@@ -105,10 +106,8 @@ def load_inception(weights_path: str | Path, device: str | torch.device = "cpu")
     path = Path(weights_path).expanduser()
     if not path.is_file():
         raise EvaluationError(f"Inception weights not found: {path} (evaluation.inception_weights)")
-    try:
-        import torchvision
-    except ImportError as error:  # pragma: no cover - torchvision is installed with the image plugin
-        raise EvaluationError(f"FID needs torchvision ({error})") from error
+    require_extra("fid")  # MissingDependencyError: pip install 'mmlatent[fid]'
+    import torchvision
     try:
         state = _read_state_dict(path)
     except EvaluationError:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmlatent.extras import require
 from mmlatent_image.datasets.base import IndexedArrays
 from mmlatent_image.datasets.pairing import pair_same_class
 from mmlatent_image.options import DIGITS_SPLITS as SPLITS
@@ -52,10 +53,8 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 
 @functools.lru_cache(maxsize=1)
 def _load_digits() -> tuple[np.ndarray, np.ndarray]:
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("the digits_pair dataset needs scikit-learn: pip install 'mmlatent-image[digits]'") from None
+    require("sklearn", feature="the digits_pair dataset", install="pip install scikit-learn")
+    from sklearn.datasets import load_digits
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)
     labels = digits.target.astype(np.int64)

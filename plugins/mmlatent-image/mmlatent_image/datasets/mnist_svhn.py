@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmlatent.extras import require
 from mmlatent_image.datasets.base import IndexedArrays
 from mmlatent_image.datasets.pairing import pair_same_class
 from mmlatent_image.options import MnistSvhnOptions
@@ -54,10 +55,8 @@ def read_idx(path: Path) -> np.ndarray:
 
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """SVHN ``*_32x32.mat`` -> images uint8 ``(N, 32, 32, 3)`` and labels int64 ``(N,)`` (10 -> 0)."""
-    try:
-        from scipy.io import loadmat
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("the SVHN loader needs scipy: pip install 'mmlatent-image[mat]'") from None
+    require("scipy", feature="the SVHN loader (dataset mnist_svhn)", install="pip install 'mmlatent-image[mat]'")
+    from scipy.io import loadmat
     mat = loadmat(str(path), variable_names=["X", "y"])
     if "X" not in mat or "y" not in mat:
         raise ValueError(f"{Path(path).name}: expected variables X and y")
