@@ -6,6 +6,12 @@
 (the field absent or None, see :mod:`mmlatent.missing`) stays None in the item; a batch with missing
 values gets ``"present": (B, M) bool`` (modality order) and zeros in the missing rows.
 
+A value that its modality cannot take (``preprocess`` raises, or returns something other than a
+tensor of the modality's ``item_shape``) is a :class:`DatasetItemError`: a user's error (exit 2, no
+traceback) naming the item, the field, the modality and its kind, the expected shape and what was
+got. It stays one readable message when it comes from a DataLoader worker process, and
+:func:`check_dataset_items` finds most such mistakes in the main process before a run writes anything.
+
 ``batch_indices`` is the deterministic, resumable order in which training visits a split:
 epoch after epoch of seeded permutations, cut into global batches, each process taking its own
 contiguous share (data sharded across processes, not duplicated). Batch ``step`` depends only on
@@ -22,11 +28,53 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
+from mmlatent.errors import UserError
 from mmlatent.modality import Modality
 
-__all__ = ["ModalityBatches", "batch_indices", "collate_items", "read_labels"]
+__all__ = ["DatasetItemError", "ModalityBatches", "batch_indices", "check_dataset_items", "collate_items",
+           "read_labels"]
+
+
+class DatasetItemError(UserError):
+    """A dataset value that its modality cannot take (wrong type or shape); the message names the
+    item, the field, the modality and its kind, the expected shape and what was got.
+
+    A DataLoader worker's exception comes back to the main process as ``DatasetItemError(text)``
+    where ``text`` is the worker's whole formatted traceback; the constructor keeps only this
+    error's own message from it, so the user still reads one message.
+    """
+
+    def __init__(self, message: str) -> None:
+        marker = f"{type(self).__name__}: "
+        if message.startswith("Caught ") and marker in message:  # re-raised from a DataLoader worker
+            message = message.rsplit(marker, 1)[1].strip()
+        super().__init__(message)
+
+
+def describe_value(value: Any) -> str:
+    """What a raw or preprocessed value is, for messages: type, and dtype and shape when it has them."""
+    if torch.is_tensor(value):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} NumPy array of shape {value.shape}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} elements"
+    if isinstance(value, (str, bytes)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    shape = getattr(value, "shape", None)
+    return f"a {type(value).__name__}" + (f" of shape {tuple(shape)}" if isinstance(shape, tuple) else "")
+
+
+def _describe_modality(name: str, modality: Modality, kinds: Mapping[str, str] | None) -> str:
+    kind = (kinds or {}).get(name)
+    return f"modality {name!r} (kind {kind})" if kind else f"modality {name!r} ({type(modality).__name__})"
+
+
+def _expected_shape(modality: Modality) -> str:
+    shape = modality.item_shape
+    return "no fixed shape" if shape is None else f"shape {tuple(shape)}"
 
 
 class ModalityBatches(Dataset):
@@ -34,42 +82,84 @@ class ModalityBatches(Dataset):
 
     ``fields`` maps modality name -> dataset field; items come back as
     ``{name: tensor (*item_shape), "label": int}`` (label only when the raw item has one).
+    ``kinds`` (modality name -> kind) and ``source`` (e.g. ``"dataset 'digits' (split 'train')"``)
+    only make the :class:`DatasetItemError` of a value the modality cannot take more precise.
     """
 
-    def __init__(self, dataset: Dataset, modalities: Mapping[str, Modality], fields: Mapping[str, str]) -> None:
+    def __init__(self, dataset: Dataset, modalities: Mapping[str, Modality], fields: Mapping[str, str],
+                 kinds: Mapping[str, str] | None = None, source: str = "dataset") -> None:
         self.dataset = dataset
         self.modalities = dict(modalities)
         self.fields = dict(fields)
+        self.kinds = dict(kinds or {})
+        self.source = source
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         raw = self.dataset[index]
+        if not isinstance(raw, Mapping):
+            raise DatasetItemError(f"{self.source} item {self._original_index(index)}: items must be dicts "
+                                   f"{{field: raw value, ..., 'label': int}}, got {describe_value(raw)}")
         item: dict[str, Any] = {}
         for name, modality in self.modalities.items():
             value = raw.get(self.fields[name])
-            item[name] = None if value is None else modality.preprocess(value)
+            item[name] = None if value is None else self._preprocess(index, name, modality, value)
         if "label" in raw and raw["label"] is not None:
             item["label"] = int(raw["label"])
         return item
 
+    def _preprocess(self, index: int, name: str, modality: Modality, value: Any) -> Tensor:
+        """``modality.preprocess(value)``, checked: a tensor of the modality's ``item_shape``."""
+        where = (f"{self.source} item {self._original_index(index)}, field {self.fields[name]!r}: "
+                 f"{_describe_modality(name, modality, self.kinds)} expects {_expected_shape(modality)}")
+        try:
+            tensor = modality.preprocess(value)
+        except (ValueError, TypeError, RuntimeError, IndexError, KeyError) as error:
+            raise DatasetItemError(f"{where}, got {describe_value(value)} ({type(error).__name__}: {error})") \
+                from error
+        shape = modality.item_shape
+        if not torch.is_tensor(tensor) or (shape is not None and tuple(tensor.shape) != tuple(shape)):
+            raise DatasetItemError(f"{where}, got {describe_value(value)}, which preprocess made "
+                                   f"{describe_value(tensor)}")
+        return tensor
 
-def collate_items(items: Sequence[Mapping[str, Any]], modalities: Mapping[str, Modality]) -> dict[str, Tensor]:
+    def _original_index(self, index: int) -> int:
+        """The index in the plugin's dataset of item ``index`` of this view (through ``Subset`` wrappers)."""
+        dataset = self.dataset
+        while isinstance(dataset, Subset):
+            index, dataset = int(dataset.indices[index]), dataset.dataset
+        return index
+
+
+def collate_items(items: Sequence[Mapping[str, Any]], modalities: Mapping[str, Modality],
+                  kinds: Mapping[str, str] | None = None) -> dict[str, Tensor]:
     """List of preprocessed items -> ``{name: (B, *item_shape)}`` plus ``"label": (B,) long``.
 
     When some values are None (missing): ``"present": (B, M) bool`` in ``modalities`` order, the
     missing rows filled with zeros, and a modality missing from every item left out of the batch.
+    Items that a modality cannot stack (shapes that differ when ``item_shape`` is not fixed) are a
+    :class:`DatasetItemError` (``kinds``, modality name -> kind, for its message).
     """
+
+    def collate(name: str, modality: Modality, values: list[Tensor]) -> Tensor:
+        try:
+            return modality.collate(values)
+        except (RuntimeError, ValueError, TypeError) as error:
+            shapes = sorted({tuple(value.shape) for value in values if torch.is_tensor(value)})
+            raise DatasetItemError(f"{_describe_modality(name, modality, kinds)} cannot collate items of shapes "
+                                   f"{', '.join(map(str, shapes))} ({type(error).__name__}: {error})") from error
+
     present = torch.tensor([[item.get(name) is not None for name in modalities] for item in items],
                            dtype=torch.bool).reshape(len(items), len(modalities))
     batch: dict[str, Tensor] = {}
     for column, (name, modality) in enumerate(modalities.items()):
         rows = present[:, column]
         if bool(rows.all()):
-            batch[name] = modality.collate([item[name] for item in items])
+            batch[name] = collate(name, modality, [item[name] for item in items])
         elif bool(rows.any()):
-            values = modality.collate([item[name] for item in items if item.get(name) is not None])
+            values = collate(name, modality, [item[name] for item in items if item.get(name) is not None])
             filled = values.new_zeros((len(items), *values.shape[1:]))
             filled[rows] = values
             batch[name] = filled
@@ -78,6 +168,37 @@ def collate_items(items: Sequence[Mapping[str, Any]], modalities: Mapping[str, M
     if items and all("label" in item for item in items):
         batch["label"] = torch.tensor([item["label"] for item in items], dtype=torch.long)
     return batch
+
+
+def check_dataset_items(splits: Mapping[str, Dataset], modalities: Mapping[str, Modality], fields: Mapping[str, str],
+                        dataset_name: str, kinds: Mapping[str, str] | None = None, sample: int = 8) -> None:
+    """Preprocess and collate the first ``sample`` items and the last item of every split in this
+    process, so that a dataset whose values its modalities cannot take fails with one
+    :class:`DatasetItemError` before training writes anything, not deep inside a DataLoader.
+
+    ``splits``: split name -> raw dataset. ``modalities`` that need fitting are fitted here on the
+    train split's sample values (their fit errors become :class:`DatasetItemError` too): pass
+    modalities built for this check, not the ones training fits on the whole split.
+    """
+    train = splits.get("train")
+    for name, modality in modalities.items():
+        if not modality.needs_fit or train is None:
+            continue
+        field = fields[name]
+        values = [value for i in range(min(sample, len(train))) if (value := train[i].get(field)) is not None]
+        try:
+            modality.fit(values)
+        except (ValueError, TypeError, RuntimeError, IndexError, KeyError) as error:
+            got = describe_value(values[0]) if values else "no values"
+            raise DatasetItemError(f"dataset {dataset_name!r} (split 'train'), field {field!r}: "
+                                   f"{_describe_modality(name, modality, kinds)} expects {_expected_shape(modality)} "
+                                   f"and cannot fit its preprocessing on the first items (the first is {got}: "
+                                   f"{type(error).__name__}: {error})") from error
+    for split, dataset in splits.items():
+        view = ModalityBatches(dataset, modalities, fields, kinds, source=f"dataset {dataset_name!r} (split {split!r})")
+        n = len(view)
+        indices = sorted(set(range(min(sample, n))) | ({n - 1} if n else set()))
+        collate_items([view[i] for i in indices], modalities, kinds)
 
 
 def read_labels(dataset: Any, what: str, purpose: str = "a labelled dataset is needed") -> np.ndarray:

@@ -69,14 +69,16 @@ class LatentStats:
 @torch.no_grad()
 def encode_dataset(dataset: Dataset, modalities: Mapping[str, Modality], fields: Mapping[str, str],
                    autoencoders: Mapping[str, Autoencoder], batch_size: int = 256, num_workers: int = 0,
-                   device: torch.device | str = "cpu", progress: bool = True, desc: str = "encode") -> dict[str, Tensor]:
+                   device: torch.device | str = "cpu", progress: bool = True, desc: str = "encode",
+                   kinds: Mapping[str, str] | None = None, source: str = "dataset") -> dict[str, Tensor]:
     """Encode a whole split once: ``{name: raw latents (N, d_i)}`` plus ``"label": (N,)`` if labelled.
 
     When items lack modalities, ``"present": (N, M) bool`` (``modalities`` order) comes with them and
-    the latents of missing values are zeros."""
-    view = ModalityBatches(dataset, modalities, fields)
+    the latents of missing values are zeros. ``kinds`` and ``source`` name the modalities' kinds and
+    the split in the error about a value a modality cannot take (:class:`~mmlatent.data.ModalityBatches`)."""
+    view = ModalityBatches(dataset, modalities, fields, kinds, source)
     loader = DataLoader(view, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=lambda items: collate_items(items, modalities))
+                        collate_fn=lambda items: collate_items(items, modalities, kinds))
     parts: dict[str, list[Tensor]] = {name: [] for name in modalities}
     labels: list[Tensor] = []
     presence: list[Tensor] = []

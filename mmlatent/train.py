@@ -19,11 +19,12 @@ checkpoints, so ``--resume`` continues any interrupted run (``kill -9`` included
 bookkeeping is :class:`mmlatent.training.StagedTrainer`'s, shared by every family.
 
 Before anything is written, the command checks the run directory (:func:`mmlatent.rundir.check_run_path`),
-loads every split of the dataset and the evaluation's weight files, then holds the run's lock
+loads every split of the dataset, preprocesses a sample of each (:func:`check_dataset_values`: a value
+a modality cannot take is one message) and loads the evaluation's weight files, then holds the run's lock
 (:mod:`mmlatent.runlock`) until it ends. Every file that a later stage reads is recorded in the
 run's manifest (:mod:`mmlatent.manifest`) and checked on ``--resume``. SIGINT/SIGTERM stop at the
 next step boundary with a checkpoint (:mod:`mmlatent.stopping`). A run that fails before it
-trained anything removes the directory it created.
+trained anything (fitted preprocessing aside) removes the directory it created.
 """
 
 from __future__ import annotations
@@ -49,18 +50,19 @@ from torch.utils.data import DataLoader, Subset
 from mmlatent.build import (
     build_dataset,
     build_layout,
+    build_modalities,
     build_score_net,
     build_sde,
     dataset_splits,
 )
 from mmlatent.checkpoint import CheckpointError, load_json, load_tensors, save_tensors
-from mmlatent.data import ModalityBatches, batch_indices, collate_items
+from mmlatent.data import ModalityBatches, batch_indices, check_dataset_items, collate_items
 from mmlatent.diffusion import EMA, masked_multitime_loss
 from mmlatent.errors import UserError, run_command
 from mmlatent.evaluation.fid import load_inception
+from mmlatent.extras import require_extra
 from mmlatent.latents import LatentStats, encode_dataset, load_latents, save_latents
 from mmlatent.plugins import get_registry
-from mmlatent.extras import require_extra
 from mmlatent.progress import progress_bar
 from mmlatent.recipe import Recipe, load_recipe
 from mmlatent.rundir import RunDir, check_run_path, clear_run_directory
@@ -118,11 +120,13 @@ class MLDTrainer(StagedTrainer):
         optimizer = torch.optim.Adam(autoencoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         start = self.resume_step(stage, {"model": autoencoder}, {"optimizer": optimizer})
         model, optimizer = self.accelerator.prepare(autoencoder, optimizer)
-        view = ModalityBatches(items, {name: modality}, {name: self.fields[name]})
+        kinds = {name: self.recipe.modalities[name].kind}
+        view = ModalityBatches(items, {name: modality}, {name: self.fields[name]}, kinds,
+                               source=f"dataset {self.recipe.data.dataset!r} (split 'train')")
         loader = DataLoader(view, num_workers=self.recipe.data.num_workers,
                             batch_sampler=StepBatches(n, batch, stage_seed(self.recipe.seed, stage),
                                                        self.rank, self.world, start, total),
-                            collate_fn=lambda items: collate_items(items, {name: modality}))
+                            collate_fn=lambda items: collate_items(items, {name: modality}, kinds))
         every = self.recipe.diffusion.train.checkpoint_every
         bar = progress_bar(total=total, initial=start, desc=f"stage 1 {name}", disable=not self.progress)
         model.train()
@@ -159,7 +163,9 @@ class MLDTrainer(StagedTrainer):
                 latents = encode_dataset(dataset, self.modalities, self.fields, autoencoders,
                                          batch_size=max(256, self.recipe.data.batch_size),
                                          num_workers=self.recipe.data.num_workers, device=self.accelerator.device,
-                                         progress=self.progress, desc=f"encode {split}")
+                                         progress=self.progress, desc=f"encode {split}",
+                                         kinds={n: cfg.kind for n, cfg in self.recipe.modalities.items()},
+                                         source=f"dataset {self.recipe.data.dataset!r} (split {split!r})")
                 save_latents(self.run.latents(split), latents)
                 if split == "train":
                     present = latents.get("present")
@@ -288,6 +294,13 @@ def load_datasets(recipe: Recipe) -> dict[str, Any]:
     return datasets
 
 
+def check_dataset_values(recipe: Recipe, datasets: dict[str, Any]) -> None:
+    """A sample of every split through the modalities' preprocessing (:func:`~mmlatent.data.check_dataset_items`):
+    values a modality cannot take are a :class:`~mmlatent.data.DatasetItemError` before anything is written."""
+    check_dataset_items(datasets, build_modalities(recipe), {name: recipe.field_of(name) for name in recipe.modalities},
+                        recipe.data.dataset, kinds={name: cfg.kind for name, cfg in recipe.modalities.items()})
+
+
 def check_evaluation_files(recipe: Recipe) -> None:
     """Load the evaluation's local weight files now, not after the whole training."""
     section = recipe.evaluation
@@ -301,6 +314,7 @@ def check_evaluation_files(recipe: Recipe) -> None:
 
         load_embeddings(build_modalities(recipe), dict(section.embeddings))
     if section.clip_model is not None:
+        require_extra("clip")
         path = Path(section.clip_model).expanduser()
         if not (path / "config.json").is_file():
             raise UserError(f"evaluation.clip_model: {path} is not a local CLIP model folder (no config.json); "
@@ -314,7 +328,6 @@ def _claim(run_dir: Path, lock: RunLock, resume: bool, overwrite: bool) -> None:
         raise UserError(f"run directory {run_dir} already exists: pass --resume to continue it "
                         "or --overwrite to start again")
     lock.acquire()
-        require_extra("clip")
     if overwrite and occupied:
         clear_run_directory(run_dir)
 
@@ -328,13 +341,15 @@ def _broadcast_error(accelerator, error: BaseException | None) -> str | None:
 
 
 def _nothing_trained(run: RunDir) -> bool:
-    """No step completed (``state.json``) and no checkpoint written: the directory holds nothing to keep."""
+    """No step completed but the preprocessing fits (``state.json``, steps ``fit:<name>``: cheap to
+    redo) and no checkpoint written: the directory holds nothing to keep."""
     if run.state.is_file():
         try:
             state = load_json(run.state, "run state")
         except CheckpointError:
             return False  # unreadable: keep it for a person to look at
-        if not isinstance(state, dict) or state.get("completed"):
+        completed = state.get("completed") if isinstance(state, dict) else None
+        if not isinstance(completed, list) or any(not str(step).startswith("fit:") for step in completed):
             return False
     return not (run.checkpoints.is_dir() and any(run.checkpoints.iterdir()))
 
@@ -354,6 +369,7 @@ def train_command(args: argparse.Namespace) -> int:
         run_dir = check_run_path(Path("runs") / recipe.name, default_parent="runs")
     tracking = accelerator_options(recipe.train.log_with, run_dir)  # a tracker not installed: UserError
     datasets = load_datasets(recipe)
+    check_dataset_values(recipe, datasets)
     if not args.no_eval:
         check_evaluation_files(recipe)
     # Without CUDA, Accelerate only detects a torchrun/accelerate multi-process launch when told
