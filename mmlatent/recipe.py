@@ -36,7 +36,7 @@ from mmlatent.diffusion.options import check_sampler_options
 from mmlatent.families import DEFAULT_FAMILY
 from mmlatent.plugins import PluginLookupError, get_registry
 from mmlatent.recipe_library import resolve_recipe, unknown_recipe_hint
-from mmlatent.tracking import TRACKER_MODULES
+from mmlatent.tracking import TRACKERS
 
 __all__ = [
     "AutoencoderTrain",
@@ -296,12 +296,13 @@ class EvaluationConfig(_Strict):
 class TrainConfig(_Strict):
     """``train:`` how `mmlatent train` reports the training (what it trains is set by the other sections)."""
 
-    log_with: list[Literal[tuple(TRACKER_MODULES)]] = Field(  # type: ignore[valid-type]
+    log_with: list[Literal[TRACKERS]] = Field(  # type: ignore[valid-type]
         default_factory=list, description="experiment trackers (HuggingFace Accelerate's) that get every stage's "
                                           "loss and learning rate every `diffusion.train.log_every` steps (a VAE "
                                           "family: `model.options.log_every`) and the sample grids: `tensorboard` "
                                           "(files under `<run>/logs/`: `tensorboard --logdir <run>/logs`), `wandb`, "
-                                          "`mlflow`; each needs its package installed (`pip install tensorboard`)")
+                                          "`mlflow`; each needs its package (`pip install 'mmlatent[tensorboard]'`, "
+                                          "`pip install wandb`)")
 
 
 class ModelConfig(_Strict):

@@ -13,47 +13,43 @@ resumed run continues where its checkpoint was. TensorBoard writes under ``RUN/l
 name>/``: ``tensorboard --logdir RUN/logs``. wandb and mlflow use their own configuration
 (``WANDB_*``, ``MLFLOW_TRACKING_URI``, ...); the project name is the recipe's ``name``.
 
-A tracker whose package is missing is a :class:`~mmlatent.errors.UserError` naming what to
-``pip install``, raised before the run directory is made. Accelerate is imported only when a
-run starts (the recipe reads :data:`TRACKER_MODULES` without it).
+A tracker whose package is missing is a :class:`~mmlatent.extras.MissingDependencyError` naming
+what to ``pip install`` (exit code 2), raised before the run directory is made. Accelerate is
+imported only when a run starts (the recipe reads :data:`TRACKERS` without it).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mmlatent.errors import UserError
+from mmlatent.extras import EXTRAS, require, require_extra
 
-__all__ = ["TRACKER_MODULES", "accelerator_options", "end_tracking", "log_images", "log_losses", "run_step",
-           "start_tracking"]
+__all__ = ["TRACKERS", "accelerator_options", "end_tracking", "log_images", "log_losses", "require_trackers",
+           "run_step", "start_tracking"]
 
-#: Trackers a recipe may name -> the modules any one of which provides it (the first is what to pip install).
-TRACKER_MODULES: dict[str, tuple[str, ...]] = {
-    "tensorboard": ("tensorboard", "tensorboardX"),
-    "wandb": ("wandb",),
-    "mlflow": ("mlflow",),
-}
+#: The trackers a recipe may name (Accelerate's names; each is also the package that provides it).
+TRACKERS = ("tensorboard", "wandb", "mlflow")
 #: Folder of the trackers' local files inside a run directory.
 LOGS_FOLDER = "logs"
 
 
-def _installed(tracker: str) -> bool:
-    return any(importlib.util.find_spec(module) is not None for module in TRACKER_MODULES[tracker])
+def require_trackers(log_with: Iterable[str]) -> None:
+    """Raise :class:`~mmlatent.extras.MissingDependencyError` for the first tracker of ``log_with``
+    whose package is not installed: ``pip install 'mmlatent[tensorboard]'`` (an extra of mmlatent),
+    ``pip install wandb``."""
+    for tracker in log_with:
+        if tracker in EXTRAS:
+            require_extra(tracker)
+        else:
+            require(tracker, feature=f"logging with {tracker} (train.log_with)", install=f"pip install {tracker}")
 
 
 def accelerator_options(log_with: Sequence[str], run_dir: str | Path) -> dict[str, Any]:
     """``Accelerator(**options)`` for logging with the trackers ``log_with`` into ``run_dir``
-    (empty without trackers). Raises :class:`UserError` naming the packages to install when a
-    tracker is not installed; nothing is written."""
-    missing = [tracker for tracker in log_with if not _installed(tracker)]
-    if missing:
-        packages = " ".join(TRACKER_MODULES[tracker][0] for tracker in missing)
-        names = ", ".join(missing)
-        raise UserError(f"train.log_with: {names} {'is' if len(missing) == 1 else 'are'} not installed; "
-                        f"pip install {packages} (or remove {names} from train.log_with)")
+    (empty without trackers); first :func:`require_trackers` (nothing is written)."""
+    require_trackers(log_with)
     if not log_with:
         return {}
     return {"log_with": list(dict.fromkeys(log_with)), "project_dir": str(Path(run_dir) / LOGS_FOLDER)}

@@ -11,7 +11,7 @@ import yaml
 from fault_fixtures import tiny_recipe, train, write_yaml
 from gaussian_fixtures import write_gaussian_data
 
-from mmlatent import tracking
+from mmlatent import extras, tracking
 from mmlatent.recipe import parse_recipe
 from mmlatent.training import StagedTrainer
 
@@ -94,15 +94,19 @@ def test_without_trackers_nothing_is_logged_and_the_recipe_text_is_unchanged(gau
     assert not (run / "logs").exists()
 
 
+@pytest.mark.parametrize(("missing", "message"), [
+    ("wandb", "logging with wandb (train.log_with) needs the package 'wandb', which is not installed: "
+              "pip install wandb"),
+    ("tensorboard", "TensorBoard logging (train.log_with: [tensorboard]) needs the package 'tensorboard', which "
+                    "is not installed: pip install 'mmlatent[tensorboard]'"),
+])
 def test_a_tracker_that_is_not_installed_is_one_message_and_nothing_is_written(gauss, tmp_path, monkeypatch,
-                                                                                capsys):
-    monkeypatch.setattr(tracking, "_installed", lambda tracker: tracker == "tensorboard")
-    recipe = write_yaml(tmp_path / "recipe.yaml", _recipe(gauss, log_with=["tensorboard", "wandb", "mlflow"]))
+                                                                                capsys, missing, message):
+    monkeypatch.setattr(extras, "is_installed", lambda module: module != missing)
+    recipe = write_yaml(tmp_path / "recipe.yaml", _recipe(gauss, log_with=["tensorboard", "wandb"]))
     run = tmp_path / "run"
     assert train(recipe, run) == 2
-    err = capsys.readouterr().err
-    assert err.strip() == ("error: train.log_with: wandb, mlflow are not installed; pip install wandb mlflow "
-                           "(or remove wandb, mlflow from train.log_with)")
+    assert capsys.readouterr().err.strip() == f"error: {message}"
     assert not run.exists()
 
 
