@@ -197,8 +197,9 @@ def check_dataset_items(splits: Mapping[str, Dataset], modalities: Mapping[str, 
     for split, dataset in splits.items():
         view = ModalityBatches(dataset, modalities, fields, kinds, source=f"dataset {dataset_name!r} (split {split!r})")
         n = len(view)
-        indices = sorted(set(range(min(sample, n))) | ({n - 1} if n else set()))
-        collate_items([view[i] for i in indices], modalities, kinds)
+        if n:  # an empty split has nothing to check
+            indices = sorted(set(range(min(sample, n))) | {n - 1})
+            collate_items([view[i] for i in indices], modalities, kinds)
 
 
 def read_labels(dataset: Any, what: str, purpose: str = "a labelled dataset is needed") -> np.ndarray:

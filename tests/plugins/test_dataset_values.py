@@ -11,7 +11,7 @@ import yaml
 
 import mmlatent.plugins as plugins
 from mmlatent.cli import main as cli_main
-from mmlatent.data import DatasetItemError, ModalityBatches, collate_items
+from mmlatent.data import DatasetItemError, ModalityBatches, check_dataset_items, collate_items
 from mmlatent.modality import Modality
 
 WRONG_VALUES = """
@@ -142,6 +142,11 @@ def test_a_non_dict_item_and_a_preprocess_returning_no_tensor_are_named():
     with pytest.raises(DatasetItemError, match=r"item 0, field 'v': modality 'v' \(NoTensor\) expects shape \(2,\), "
                                                r"got a list of 2 elements, which preprocess made a list"):
         ModalityBatches([{"v": [1, 2]}], {"v": modality}, {"v": "v"})[0]
+
+
+def test_an_empty_split_passes_the_check():
+    modality = Unfixed("seq", None, 2)
+    check_dataset_items({"train": [{"s": [1.0]}], "val": []}, {"seq": modality}, {"seq": "s"}, "tiny")
 
 
 def test_the_message_survives_a_dataloader_worker():
