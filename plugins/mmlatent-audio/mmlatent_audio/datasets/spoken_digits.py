@@ -223,7 +223,7 @@ def synthesise_spoken_digits(options: SpokenDigitsOptions, progress: bool = True
 
     Items of a split are ordered by speaker, then repeat, then word.
     """
-    from tqdm.auto import tqdm
+    from mmlatent.progress import progress_bar
 
     _check_voices(options)
     speakers = choose_speakers(options)
@@ -231,8 +231,8 @@ def synthesise_spoken_digits(options: SpokenDigitsOptions, progress: bool = True
     max_shift = round(options.max_shift * options.sample_rate)
     resample = _resampler(espeak.sample_rate(), options.sample_rate)
     out: dict[str, np.ndarray] = {}
-    bar = tqdm(total=len(speakers), desc="spoken_digits: synthesising", unit="speaker", leave=False,
-               file=sys.stderr, disable=None if progress else True)  # None: only on a terminal
+    bar = progress_bar(total=len(speakers), desc="spoken_digits: synthesising", unit="speaker", leave=False,
+                       file=sys.stderr, disable=None if progress else True)  # None: only on a terminal
     for code, split in enumerate(SPLITS):
         members = [i for i, s in enumerate(speakers) if s.split == split]
         rng = np.random.default_rng([options.seed, 2, code])
