@@ -23,8 +23,10 @@ error) and listed by ``mmlatent plugins --json``; that unknown option keys are r
 and ``to_data(decode(z))`` has the collated layout; that the reconstruction loss is a finite scalar
 with gradients; that ``render`` writes files; that ``fit``/``state_dict``/``load_state_dict``
 round-trip through JSON; that ``prepare_batch`` leaves collated batches as they are, accepts decoded
-ones and rejects a list, a wrong shape and NaN with an error naming the modality; and that the
-classifier (when there is one) gives ``(B, num_classes)``.
+ones and rejects a list, a wrong shape and NaN with an error naming the modality; that ``read_file``
+reads back a batch saved as ``.npy`` / ``.safetensors`` and the files ``render`` writes in a format
+it accepts (within :attr:`~ModalityContract.read_back_atol`); and that the classifier (when there is
+one) gives ``(B, num_classes)`` and the features of the Frechet distances.
 
 :class:`DatasetContract` checks that the dataset is registered and listed; that unknown option
 keys are rejected; that it declares at least the "train" and "test" splits (for the options of
@@ -37,13 +39,15 @@ listed; that an unknown option is rejected in a recipe; and, on a tiny recipe of
 for a few steps by ``mmlatent train``, that the run loads through :func:`mmlatent.model.load_model`
 as a :class:`~mmlatent.model.GenerativeModel`, generates every modality jointly and from each
 single given modality with the right shapes (the given batch returned as given), is reproducible
-by seed, comes back identical when loaded again (weights round trip), renders files and is
-evaluated by ``evaluate_run``.
+by seed, comes back identical when loaded again (weights round trip), renders files, holds no
+pickled file, is refused by ``load_model`` once its recorded weights are truncated, trains nothing
+again on ``--resume`` and is evaluated by ``evaluate_run``.
 
 :func:`untrained_pipeline` builds an ``MLDPipeline`` over untrained networks from a recipe, for
 tests of the Python API (``generate(given=...)``, ``encode``) with your modality.
 
-The base classes' names do not start with ``Test``, so pytest only collects your subclasses.
+The base classes' names do not start with ``Test``, so pytest only collects your subclasses. This
+module needs pytest: ``pip install "mmlatent[test]"``.
 Override a ``test_*`` method to skip or adapt a check that does not apply to your plugin.
 """
 
@@ -53,13 +57,22 @@ import json
 import math
 import numbers
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pytest
+try:
+    import pytest
+except ModuleNotFoundError as missing:  # pytest is the test extra's, not a dependency of mmlatent
+    if missing.name != "pytest":
+        raise
+    raise ModuleNotFoundError('mmlatent.testing needs pytest: install the test extra, pip install "mmlatent[test]"',
+                              name="pytest") from None
+import numpy as np
 import torch
 from pydantic import ValidationError
+from safetensors.torch import save_file
 
 from mmlatent.build import build_dataset, build_modalities, build_score_net
 from mmlatent.latents import LatentStats
@@ -71,6 +84,8 @@ from mmlatent.recipe import parse_recipe
 __all__ = ["DatasetContract", "ModalityContract", "ModelFamilyContract", "untrained_pipeline"]
 
 _UNKNOWN_KEY = "no_such_option_for_the_contract_test"
+#: Suffixes of pickled files (``torch.save``, ``pickle``, ``cloudpickle``), which a run never holds.
+_PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"}
 
 
 def _listed(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
@@ -120,6 +135,9 @@ class ModalityContract:
     modality_name: ClassVar[str] = "m"
     #: Classes for the classifier check.
     num_classes: ClassVar[int] = 3
+    #: Absolute tolerance of the file round trips (``render`` -> ``read_file``) of float data: one step
+    #: of an 8-bit PNG pixel in [0, 1] (a 16-bit WAV sample is finer).
+    read_back_atol: ClassVar[float] = 1 / 255
 
     def raw_values(self) -> list[Any]:
         """A few (at least 2) raw values as the plugin's datasets yield them."""
@@ -146,6 +164,20 @@ class ModalityContract:
         ae = modality.build_autoencoder()
         assert isinstance(ae, Autoencoder), f"build_autoencoder() returned {type(ae).__name__}, not an Autoencoder"
         return ae
+
+    def assert_reads_back(self, modality: Modality, paths: list[Path], batch: torch.Tensor) -> None:
+        """``read_file`` (then ``prepare_batch``, as ``mmlatent sample --given`` does) of ``paths``, in
+        order and concatenated, gives ``batch`` (within :attr:`read_back_atol` for floats): one file
+        holding the batch, or one file per item."""
+        read = torch.cat([modality.prepare_batch(modality.read_file(path)) for path in paths])
+        names = ", ".join(path.name for path in paths)
+        assert tuple(read.shape) == tuple(batch.shape), f"read_file({names}) gave shape {tuple(read.shape)}, " \
+                                                        f"not the written {tuple(batch.shape)}"
+        if batch.is_floating_point():
+            error = float((read.double() - batch.double()).abs().max()) if batch.numel() else 0.0
+            assert error <= self.read_back_atol, f"read_file({names}) differs from the written batch by {error:.3g}"
+        else:
+            assert torch.equal(read, batch.to(read.dtype)), f"read_file({names}) differs from the written batch"
 
     # --------------------------------------------------------------------------------- tests
     def test_kind_is_registered(self) -> None:
@@ -235,6 +267,36 @@ class ModalityContract:
         values = modality.to_values(batch)
         assert len(values) == batch.shape[0]
 
+    def test_read_file_reads_array_files_back(self, tmp_path: Path) -> None:
+        """A collated batch saved as ``.npy`` / ``.safetensors`` (the suffixes of ``file_suffixes``)."""
+        modality = self.make_modality()
+        batch = self.make_batch(modality)
+        suffixes = {suffix.lower() for suffix in modality.file_suffixes} & {".npy", ".safetensors"}
+        if not suffixes:
+            pytest.skip(f"kind {self.kind!r} reads no .npy or .safetensors file")
+        for suffix in sorted(suffixes):
+            path = tmp_path / f"{self.modality_name}{suffix}"
+            if suffix == ".npy":
+                np.save(path, batch.detach().cpu().numpy())
+            else:
+                save_file({self.modality_name: batch.detach().cpu().contiguous()}, str(path))
+            self.assert_reads_back(modality, [path], batch)
+
+    def test_read_file_reads_back_what_render_writes(self, tmp_path: Path) -> None:
+        """The files ``render`` writes in a format ``read_file`` accepts (its ``file_suffixes``) read
+        back as the rendered batch; files of one suffix together (one file per item is fine)."""
+        modality = self.make_modality()
+        batch = self.make_batch(modality)
+        accepted = {suffix.lower() for suffix in modality.file_suffixes}
+        written: dict[str, list[Path]] = {}
+        for path in map(Path, modality.render(batch, tmp_path / "render" / self.modality_name)):
+            if path.suffix.lower() in accepted:
+                written.setdefault(path.suffix.lower(), []).append(path)
+        if not written:
+            pytest.skip(f"kind {self.kind!r} renders no file that read_file reads")
+        for paths in written.values():
+            self.assert_reads_back(modality, paths, batch)
+
     def test_fit_state_dict_round_trip(self) -> None:
         fitted = self.make_modality()
         state = fitted.state_dict()
@@ -279,6 +341,22 @@ class ModalityContract:
         with torch.no_grad():
             logits = classifier(batch)
         assert tuple(logits.shape) == (batch.shape[0], self.num_classes)
+
+    def test_classifier_gives_features_for_frechet_distances(self) -> None:
+        """The evaluation's Frechet distances (``fd``) are measured in the classifier's features: its
+        ``features(x) -> (B, F)`` method, else the input of its last ``nn.Linear`` (the output layer)."""
+        from mmlatent.evaluation.classifiers import classifier_features
+
+        modality = self.make_modality()
+        torch.manual_seed(0)
+        classifier = modality.build_classifier(self.num_classes)
+        if classifier is None:
+            pytest.skip(f"kind {self.kind!r} has no classifier")
+        batch = self.make_batch(modality)
+        with torch.no_grad():
+            features = classifier_features(classifier.eval(), batch, self.num_classes)
+        assert features.dim() == 2 and features.shape[0] == batch.shape[0], f"features of shape {tuple(features.shape)}"
+        assert features.is_floating_point() and torch.isfinite(features).all()
 
 
 class DatasetContract:
@@ -433,6 +511,49 @@ class ModelFamilyContract:
         a, b = first.generate(n=4, seed=3), again.generate(n=4, seed=3)
         for name in first.names:
             assert torch.equal(a[name], b[name]), f"{name}: same run, same seed, different samples"
+
+    def test_the_run_keeps_its_tensors_in_safetensors_only(self, trained_run: Path) -> None:
+        """Weights, checkpoints and caches are ``.safetensors``: nothing in the run is a pickle."""
+        files = [path for path in trained_run.rglob("*") if path.is_file()]
+        pickles = [path.relative_to(trained_run).as_posix() for path in files if path.suffix.lower() in _PICKLE_SUFFIXES]
+        assert not pickles, f"the run holds pickled files {pickles}: save tensors with mmlatent.checkpoint.save_tensors"
+        assert any(path.suffix == ".safetensors" for path in files), "the run holds no .safetensors weights"
+
+    def test_changed_weights_are_refused_when_the_run_loads(self, trained_run: Path, tmp_path: Path) -> None:
+        """Every ``.safetensors`` file the run recorded in its manifest, truncated: ``load_model`` refuses
+        the run with an error of mmlatent's (it names the file), never loads it or fails like a bug."""
+        from mmlatent.model import load_model
+
+        run = tmp_path / "run"
+        shutil.copytree(trained_run, run)
+        recorded = json.loads((run / "manifest.json").read_text(encoding="utf-8"))["files"]
+        weights = [name for name in recorded if name.endswith(".safetensors")]
+        assert weights, "the run's manifest records no .safetensors file (mark_done(step, files) records them)"
+        for name in weights:
+            path = run / name
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        with pytest.raises(Exception) as refused:
+            load_model(run)
+        assert isinstance(getattr(type(refused.value), "exit_code", None), int), (
+            f"a run with changed weights failed with {type(refused.value).__name__}: {refused.value} "
+            "(check the files with mmlatent.manifest.verify_files, or load with mmlatent.model.load_run_modalities)")
+        assert any(name in str(refused.value) for name in weights), str(refused.value)
+
+    def test_resuming_the_finished_run_changes_nothing(self, trained_run: Path, tmp_path: Path) -> None:
+        """``mmlatent train --resume`` of a finished run trains no step again: its weights stay the same
+        files (the family's ``outputs_of`` and ``mark_done`` record every stage)."""
+        from mmlatent.manifest import file_digest
+        from mmlatent.train import main as train_main
+
+        run = tmp_path / "run"
+        shutil.copytree(trained_run, run)
+        weights = sorted(path for path in run.rglob("*.safetensors") if "checkpoints" not in path.parts)
+        before = {path: file_digest(path) for path in weights}
+        code = train_main([str(trained_run.parent / "recipe.yaml"), "--output", str(run), "--resume",
+                           "--no-progress", "--no-eval"])
+        assert code == 0, f"mmlatent train --resume of the finished run exited with {code}"
+        changed = [path.relative_to(run).as_posix() for path in weights if file_digest(path) != before[path]]
+        assert not changed, f"--resume of a finished run wrote {changed} again"
 
     def test_the_run_is_evaluated(self, trained_run: Path) -> None:
         from mmlatent.evaluation.command import evaluate_run

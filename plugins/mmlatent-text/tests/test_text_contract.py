@@ -18,6 +18,13 @@ class TestTextModality(ModalityContract):
     def raw_values(self):
         return ["a handwritten seven", "the digit 7 written by hand", "This is a THREE, drawn in ink.", ""]
 
+    def test_read_file_reads_back_what_render_writes(self, tmp_path):
+        """The ``.txt`` format skips blank lines, so the empty caption cannot come back: the others do."""
+        modality = self.make_modality()
+        batch = modality.collate([modality.preprocess(value) for value in self.raw_values() if value])
+        paths = [path for path in modality.render(batch, tmp_path / "captions") if path.suffix == ".txt"]
+        self.assert_reads_back(modality, paths, batch)
+
 
 def test_entry_point_is_declared():
     entry_points = [ep for ep in importlib.metadata.entry_points(group="mmlatent") if ep.name == "text"]

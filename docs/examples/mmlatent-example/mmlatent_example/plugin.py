@@ -66,7 +66,10 @@ class CategoryModality(mmlatent.Modality):
         return CategoryAutoencoder(self.options.num_categories, self.latent_dim, self.options.hidden)
 
     def build_classifier(self, num_classes: int) -> nn.Module:
-        return nn.Embedding(self.options.num_categories, num_classes)  # (B,) ids -> (B, num_classes) logits
+        # (B,) ids -> (B, hidden) features -> (B, num_classes) logits; the evaluation's Frechet
+        # distances use the input of the last nn.Linear as the features
+        hidden = self.options.hidden
+        return nn.Sequential(nn.Embedding(self.options.num_categories, hidden), nn.Linear(hidden, num_classes))
 
     def to_values(self, batch: Tensor) -> list[int]:
         return [int(k) for k in batch]
