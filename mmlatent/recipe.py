@@ -654,7 +654,7 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = (), check_plugins: 
     if not file.exists() and not file.is_symlink() and file.suffix not in (".yaml", ".yml"):  # not a file, no name
         raise RecipeError(source, [("", unknown_recipe_hint(path))])
     try:
-        text = _read_text(Path(path))
+        text = _read_text(file)
     except ValueError as error:
         raise RecipeError(source, [("", str(error))]) from None
     try:

@@ -4,8 +4,6 @@ direction, and a WAV file given on the command line conditions sampling."""
 
 from __future__ import annotations
 
-import pytest
-
 import importlib.util
 import json
 from pathlib import Path
@@ -16,9 +14,6 @@ import soundfile
 from mmlatent.cli import main as cli_main
 from mmlatent.recipe import load_recipe
 from mmlatent_audio.testing import write_speech_embedding
-
-# about this repository's recipes and benchmarks: run from a clone, not from the plugin's sdist
-pytestmark = pytest.mark.repository
 
 REPO = Path(__file__).resolve().parents[3]
 RECIPE = REPO / "recipes" / "digits_audio.yaml"

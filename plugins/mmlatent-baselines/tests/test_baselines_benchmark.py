@@ -10,9 +10,6 @@ from scripts import load_script
 
 from mmlatent.recipe import parse_recipe
 
-# about this repository's recipes and benchmarks: run from a clone, not from the plugin's sdist
-pytestmark = pytest.mark.repository
-
 REPO = Path(__file__).resolve().parents[3]
 bench = load_script(REPO / "benchmarks" / "baselines.py")
 

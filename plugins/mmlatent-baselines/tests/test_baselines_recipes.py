@@ -11,9 +11,6 @@ import pytest
 from mmlatent.cli import main as cli_main
 from mmlatent.recipe import load_recipe
 
-# about this repository's recipes and benchmarks: run from a clone, not from the plugin's sdist
-pytestmark = pytest.mark.repository
-
 REPO = Path(__file__).resolve().parents[3]
 FAMILIES = ("mvae", "mmvae", "mopoe", "nexus", "mvtcae")
 DATASETS = ("mnist_svhn", "cub")
