@@ -112,18 +112,21 @@ class ModalityBatches(Dataset):
 
     def _preprocess(self, index: int, name: str, modality: Modality, value: Any) -> Tensor:
         """``modality.preprocess(value)``, checked: a tensor of the modality's ``item_shape``."""
-        where = (f"{self.source} item {self._original_index(index)}, field {self.fields[name]!r}: "
-                 f"{_describe_modality(name, modality, self.kinds)} expects {_expected_shape(modality)}")
         try:
             tensor = modality.preprocess(value)
         except (ValueError, TypeError, RuntimeError, IndexError, KeyError) as error:
-            raise DatasetItemError(f"{where}, got {describe_value(value)} ({type(error).__name__}: {error})") \
-                from error
+            raise DatasetItemError(f"{self._where(index, name, modality)}, got {describe_value(value)} "
+                                   f"({type(error).__name__}: {error})") from error
         shape = modality.item_shape
         if not torch.is_tensor(tensor) or (shape is not None and tuple(tensor.shape) != tuple(shape)):
-            raise DatasetItemError(f"{where}, got {describe_value(value)}, which preprocess made "
-                                   f"{describe_value(tensor)}")
+            raise DatasetItemError(f"{self._where(index, name, modality)}, got {describe_value(value)}, which "
+                                   f"preprocess made {describe_value(tensor)}")
         return tensor
+
+    def _where(self, index: int, name: str, modality: Modality) -> str:
+        """The start of an error message: the item, the field, the modality and what it expects."""
+        return (f"{self.source} item {self._original_index(index)}, field {self.fields[name]!r}: "
+                f"{_describe_modality(name, modality, self.kinds)} expects {_expected_shape(modality)}")
 
     def _original_index(self, index: int) -> int:
         """The index in the plugin's dataset of item ``index`` of this view (through ``Subset`` wrappers)."""
