@@ -175,17 +175,21 @@ def test_fresh_environment_has_no_source_tree_and_consistent_requirements(fresh)
     _run([sys.executable, "-m", "pip", "--python", str(fresh["python"]), "check"], cwd=fresh["home"], env=env)
 
 
-def test_quickstart_by_name_from_the_wheels(fresh) -> None:
+@pytest.mark.parametrize("overrides", [
+    pytest.param(TINY_QUICKSTART, id="few-steps"),
+    pytest.param([], id="full", marks=[pytest.mark.slow, pytest.mark.timeout(3600)]),  # the whole quickstart
+])
+def test_quickstart_by_name_from_the_wheels(fresh, overrides: list[str]) -> None:
     env = _environment(fresh)
-    folder = fresh["work"] / "user-project"
+    folder = fresh["work"] / f"user-project-{len(overrides)}"
     folder.mkdir()
     listed = _run(["mmlatent", "recipes"], cwd=folder, env=env)
     assert "quickstart" in listed and "plugins installed" in listed
     plugins = _run(["mmlatent", "plugins"], cwd=folder, env=env)
     for name in ("image", "text", "audio", "digits_pair", "spoken_digits", "mvtcae"):
         assert name in plugins
-    _run(["mmlatent", "train", "quickstart", "--no-progress", *(f"--set={s}" for s in TINY_QUICKSTART)],
-         cwd=folder, env=env, timeout=900)
+    _run(["mmlatent", "train", "quickstart", "--no-progress", *(f"--set={s}" for s in overrides)],
+         cwd=folder, env=env, timeout=3000)
     run = folder / "runs" / "quickstart"
     assert (run / "metrics.json").is_file() and (run / "recipe.yaml").is_file()
     _run(["mmlatent", "sample", str(run), "--n", "4", "--out", str(folder / "samples")], cwd=folder, env=env)
