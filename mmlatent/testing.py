@@ -331,13 +331,17 @@ class ModalityContract:
             with pytest.raises(ValueError, match=named):
                 modality.prepare_batch(bad)
 
-    def test_classifier_shape(self) -> None:
+    def _classifier_and_batch(self) -> tuple[torch.nn.Module, torch.Tensor]:
+        """A fresh classifier (seed 0) and a batch for it; skips a kind without a classifier."""
         modality = self.make_modality()
         torch.manual_seed(0)
         classifier = modality.build_classifier(self.num_classes)
         if classifier is None:
             pytest.skip(f"kind {self.kind!r} has no classifier")
-        batch = self.make_batch(modality)
+        return classifier, self.make_batch(modality)
+
+    def test_classifier_shape(self) -> None:
+        classifier, batch = self._classifier_and_batch()
         with torch.no_grad():
             logits = classifier(batch)
         assert tuple(logits.shape) == (batch.shape[0], self.num_classes)
@@ -347,12 +351,7 @@ class ModalityContract:
         ``features(x) -> (B, F)`` method, else the input of its last ``nn.Linear`` (the output layer)."""
         from mmlatent.evaluation.classifiers import classifier_features
 
-        modality = self.make_modality()
-        torch.manual_seed(0)
-        classifier = modality.build_classifier(self.num_classes)
-        if classifier is None:
-            pytest.skip(f"kind {self.kind!r} has no classifier")
-        batch = self.make_batch(modality)
+        classifier, batch = self._classifier_and_batch()
         with torch.no_grad():
             features = classifier_features(classifier.eval(), batch, self.num_classes)
         assert features.dim() == 2 and features.shape[0] == batch.shape[0], f"features of shape {tuple(features.shape)}"
