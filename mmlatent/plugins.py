@@ -521,8 +521,7 @@ def format_table(plugins: Sequence[PluginInfo]) -> str:
         )
         for p in plugins
     ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines = aligned_columns([header, *rows])
     failed = [p for p in plugins if p.error is not None]
     if failed:
         lines.append("")
@@ -530,6 +529,12 @@ def format_table(plugins: Sequence[PluginInfo]) -> str:
         lines.extend(f"  {p.name} {p.version}: {p.error}" for p in failed)
         lines.append(f"(set {ENV_STRICT_PLUGINS}=1 to raise them with a traceback)")
     return "\n".join(lines)
+
+
+def aligned_columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Text rows as lines of left-aligned columns two spaces apart (the first row is the header)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
 def plugins_command(as_json: bool = False) -> int:

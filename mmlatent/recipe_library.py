@@ -87,6 +87,8 @@ def describe_recipes() -> list[ShippedRecipe]:
 
 def recipes_command(as_json: bool = False) -> int:
     """``mmlatent recipes``: the shipped recipes, what they need, and whether it is installed."""
+    from mmlatent.plugins import aligned_columns
+
     described = describe_recipes()
     if as_json:
         print(json.dumps([asdict(recipe) for recipe in described], indent=2))
@@ -95,9 +97,7 @@ def recipes_command(as_json: bool = False) -> int:
     for recipe in described:
         status = "plugins installed" if not recipe.missing else "needs " + ", ".join(recipe.missing)
         rows.append((recipe.name, recipe.dataset, ", ".join(recipe.kinds), recipe.family, status))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    print("\n".join(aligned_columns(rows)))
     print(f"\n{len(described)} recipes in {recipes_folder()}; run one by name: mmlatent train quickstart",
           file=sys.stderr)
     return 0
