@@ -2,6 +2,7 @@
 
     python benchmarks/image_autoencoders.py [--out DIR] [--budget 150] [--sizes 32,64] [--archs conv,resnet,ldm]
                                             [--latent 32] [--mld-size 32] [--diffusion-steps 8000] [--quick]
+                                            [--psnr-at 30,60,120] [--ldm-channels 16,32,64,64]
 
 Data: the colour digits of ``digits_pair`` (scikit-learn's handwritten digits rendered like SVHN;
 no download) at each ``--sizes`` side (upsampled from 8x8). For every size and architecture, the
@@ -10,7 +11,9 @@ batch 128, no augmentation) trains on the training images for ``--budget`` secon
 (the same for every architecture; run it alone on the machine), then on the test images:
 reconstruction MSE per pixel, PSNR (mean over images of 10 log10(1 / MSE)), the accuracy of a
 colour classifier (trained once per size on the real training images) on the reconstructions, and
-the training speed in images/s.
+the training speed in images/s. ``--psnr-at`` also records the test PSNR at those seconds of training
+(the evaluation's time not counted), the curve that shows whether an architecture has converged;
+``--ldm-channels`` sets ``ldm``'s level channels (default: the plugin's).
 
 At ``--mld-size`` (default 32), an MLD run is built on each: the quickstart recipe at that size
 with the colour modality's autoencoder of that architecture trained for the steps it reached in the
@@ -53,10 +56,17 @@ def colour_digits(size: int, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.tensor([int(item["label"]) for item in items])
 
 
-def image_modality(arch: str, size: int, latent: int):
+def image_modality(arch: str, size: int, latent: int, arch_options: dict[str, Any] | None = None):
     from mmlatent.plugins import get_registry
 
-    return get_registry().modality("image").build("color", {"channels": 3, "size": size, "arch": arch}, latent)
+    options = {"channels": 3, "size": size, "arch": arch, **(arch_options or {})}
+    return get_registry().modality("image").build("color", options, latent)
+
+
+def psnr(reconstructions: torch.Tensor, images: torch.Tensor) -> float:
+    """Mean over images of 10 log10(1 / MSE) (images in [0, 1], ``(N, C, H, W)``)."""
+    mse = (reconstructions - images).pow(2).flatten(1).mean(1)
+    return float((10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean())
 
 
 def train_classifier(train: tuple[torch.Tensor, torch.Tensor], size: int, epochs: int) -> torch.nn.Module:
@@ -75,43 +85,61 @@ def reconstruct(autoencoder, images: torch.Tensor, batch: int = 256) -> torch.Te
 
 
 def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: float, batch: int = 128,
-              lr: float = 1e-3) -> tuple[Any, int, float]:
-    """Train the ``arch`` autoencoder on ``images`` for ``budget`` seconds: (autoencoder, steps, seconds)."""
+              lr: float = 1e-3, arch_options: dict[str, Any] | None = None,
+              checkpoints: tuple[float, ...] = (), on_checkpoint=None) -> tuple[Any, int, float]:
+    """Train the ``arch`` autoencoder on ``images`` for ``budget`` seconds: (autoencoder, steps, seconds).
+    At each of ``checkpoints`` (seconds of training) ``on_checkpoint(autoencoder, steps, seconds)`` is called;
+    its time is not counted."""
     torch.manual_seed(0)
-    autoencoder = image_modality(arch, size, latent).build_autoencoder()
+    autoencoder = image_modality(arch, size, latent, arch_options).build_autoencoder()
     optimizer = torch.optim.Adam(autoencoder.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(0)
-    autoencoder.train()
-    steps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < budget:
-        x = images[torch.randint(len(images), (batch,), generator=generator)]
-        loss = autoencoder.training_loss(x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        steps += 1
-    return autoencoder, steps, time.perf_counter() - started
+    steps, trained = 0, 0.0
+    for mark in sorted({*(c for c in checkpoints if c < budget), budget}):
+        autoencoder.train()
+        started = time.perf_counter()
+        while trained + time.perf_counter() - started < mark:
+            x = images[torch.randint(len(images), (batch,), generator=generator)]
+            loss = autoencoder.training_loss(x)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+        trained += time.perf_counter() - started
+        if on_checkpoint is not None and mark < budget:
+            on_checkpoint(autoencoder, steps, trained)
+    return autoencoder, steps, trained
 
 
-def measure(arch: str, size: int, latent: int, train, test, classifier, budget: float) -> dict[str, Any]:
-    autoencoder, steps, seconds = train_for(arch, size, latent, train[0], budget)
+def measure(arch: str, size: int, latent: int, train, test, classifier, budget: float,
+            arch_options: dict[str, Any] | None = None, checkpoints: tuple[float, ...] = ()) -> dict[str, Any]:
+    curve: list[dict[str, float]] = []
+
+    def record_psnr(autoencoder, steps: int, seconds: float) -> None:
+        curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": psnr(reconstruct(autoencoder, test[0]), test[0])})
+
+    autoencoder, steps, seconds = train_for(arch, size, latent, train[0], budget, arch_options=arch_options,
+                                            checkpoints=checkpoints, on_checkpoint=record_psnr)
     recon = reconstruct(autoencoder, test[0])
     mse = (recon - test[0]).pow(2).flatten(1).mean(1)
     accuracy = float((classifier(recon).argmax(1) == test[1]).double().mean())
-    return {"arch": arch, "size": size, "latent": latent, "steps": steps, "seconds": seconds,
-            "images_per_s": steps * 128 / seconds, "parameters": sum(p.numel() for p in autoencoder.parameters()),
-            "mse": float(mse.mean()), "psnr": float((10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()),
-            "classifier_on_reconstructions": accuracy, "reconstructions": recon[:8]}
+    final = psnr(recon, test[0])
+    curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": final})
+    return {"arch": arch, "size": size, "latent": latent, "arch_options": arch_options or {}, "steps": steps,
+            "seconds": seconds, "images_per_s": steps * 128 / seconds,
+            "parameters": sum(p.numel() for p in autoencoder.parameters()), "mse": float(mse.mean()), "psnr": final,
+            "psnr_curve": curve, "classifier_on_reconstructions": accuracy, "reconstructions": recon[:8]}
 
 
-def mld_recipe(arch: str, size: int, latent: int, steps: int, diffusion_steps: int, quick: bool) -> dict[str, Any]:
+def mld_recipe(arch: str, size: int, latent: int, steps: int, diffusion_steps: int, quick: bool,
+               arch_options: dict[str, Any] | None = None) -> dict[str, Any]:
     recipe = baselines.family_recipe("caption", "mld", seed=0)
     recipe["name"] = f"image_ae_{arch}"
     recipe["data"]["options"]["size"] = size
     recipe["modalities"]["gray"]["options"]["size"] = size
     color = recipe["modalities"]["color"]
     color["latent_dim"] = latent
-    color["options"] = {"channels": 3, "size": size, "arch": arch}
+    color["options"] = {"channels": 3, "size": size, "arch": arch, **(arch_options or {})}
     color["train"] = {"steps": max(1, steps), "lr": 1e-3}
     recipe["diffusion"]["train"]["steps"] = diffusion_steps
     if quick:
@@ -122,9 +150,9 @@ def mld_recipe(arch: str, size: int, latent: int, steps: int, diffusion_steps: i
 
 
 def mld_run(out: Path, arch: str, size: int, latent: int, steps: int, diffusion_steps: int, judges: Path | None,
-            limit: int | None, quick: bool) -> dict[str, Any]:
+            limit: int | None, quick: bool, arch_options: dict[str, Any] | None = None) -> dict[str, Any]:
     run = out / f"mld_{arch}"
-    seconds = baselines.train(mld_recipe(arch, size, latent, steps, diffusion_steps, quick), run)
+    seconds = baselines.train(mld_recipe(arch, size, latent, steps, diffusion_steps, quick, arch_options), run)
     if judges is not None:
         baselines.copy_judges(judges, run)
     metrics = baselines.evaluate(run, limit, None)
@@ -155,6 +183,17 @@ def tables(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def curve_table(records: list[dict[str, Any]]) -> str:
+    """The PSNR (dB) at every recorded moment of training, one row per size and arch ("" without checkpoints)."""
+    if not any(len(r["psnr_curve"]) > 1 for r in records):
+        return ""
+    lines = ["", "| size | arch | test PSNR (dB) at seconds of training (steps) |", "|---|---|---|"]
+    for r in records:
+        cells = ", ".join(f"{p['seconds']:.0f} s ({p['steps']}): {p['psnr']:.2f}" for p in r["psnr_curve"])
+        lines.append(f"| {r['size']} | {r['arch']} | {cells} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "image_autoencoders")
@@ -167,7 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="test items per direction in the MLD evaluation")
     parser.add_argument("--classifier-epochs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="seconds of training, 20 score-net steps (checks the script)")
+    parser.add_argument("--psnr-at", default="", help="seconds of training at which to record the test PSNR too")
+    parser.add_argument("--ldm-channels", default="", help="level channels of ldm, e.g. 16,32,64,64")
     args = parser.parse_args(argv)
+    checkpoints = tuple(float(s) for s in args.psnr_at.split(",") if s.strip())
+    options = {arch: {} for arch in ARCHS}
+    if args.ldm_channels:
+        options["ldm"] = {"conv_channels": [int(c) for c in args.ldm_channels.split(",")]}
     if args.quick:
         args.budget, args.diffusion_steps, args.limit, args.classifier_epochs = 2.0, 20, 30, 1
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -187,19 +232,19 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         rows = [test[0][:8]]
         for arch in archs:
-            record = measure(arch, size, args.latent, train, test, classifier, args.budget)
+            record = measure(arch, size, args.latent, train, test, classifier, args.budget, options[arch], checkpoints)
             rows.append(record.pop("reconstructions"))
             record["classifier_on_real"] = real
             if size == args.mld_size:
                 record["mld"] = mld_run(args.out, arch, size, args.latent, record["steps"], args.diffusion_steps,
-                                        judges, args.limit, args.quick)
+                                        judges, args.limit, args.quick, options[arch])
                 if judges is None:
                     judges = Path(record["mld"]["run"]) / "classifiers"
             records.append(record)
             print(f"size {size} {arch}: {record['steps']} steps, PSNR {record['psnr']:.2f} dB, classifier "
                   f"{100 * record['classifier_on_reconstructions']:.1f}%", flush=True)
         save_reconstructions(rows, args.out / f"reconstructions_{size}.png")
-    text = tables(records)
+    text = tables(records) + curve_table(records)
     (args.out / "table.md").write_text(text + "\n")
     (args.out / "results.json").write_text(json.dumps(records, indent=1))
     print(text)

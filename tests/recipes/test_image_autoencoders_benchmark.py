@@ -25,7 +25,8 @@ def test_mld_recipe_changes_only_the_colour_autoencoder():
 
 
 def test_quick_run(tmp_path, capsys):
-    assert bench.main(["--out", str(tmp_path), "--sizes", "16", "--mld-size", "16", "--archs", "conv,ldm", "--quick"]) == 0
+    assert bench.main(["--out", str(tmp_path), "--sizes", "16", "--mld-size", "16", "--archs", "conv,ldm", "--quick",
+                       "--psnr-at", "1", "--ldm-channels", "8,16,16"]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     records = last["records"]
     assert [r["arch"] for r in records] == ["conv", "ldm"]
@@ -34,8 +35,15 @@ def test_quick_run(tmp_path, capsys):
         assert 0 < record["mse"] < 1 and record["psnr"] > 0
         assert 0 <= record["classifier_on_reconstructions"] <= 1
         assert set(record["mld"]["coherence"]) >= {"joint", "gray->color", "color->gray"}
+        first, last_point = record["psnr_curve"]
+        assert 1.0 <= first["seconds"] <= last_point["seconds"] and 1 <= first["steps"] <= last_point["steps"] == record["steps"]
+        assert first["psnr"] > 0 and last_point["psnr"] == record["psnr"]
+    assert records[1]["arch_options"] == {"conv_channels": [8, 16, 16]}
+    import yaml
+    run_recipe = yaml.safe_load((tmp_path / "mld_ldm" / "recipe.yaml").read_text())
+    assert run_recipe["modalities"]["color"]["options"]["conv_channels"] == [8, 16, 16]
     assert (tmp_path / "reconstructions_16.png").stat().st_size > 1000
     table = (tmp_path / "table.md").read_text()
-    assert "| 16 | ldm |" in table and "| ldm (16x16) |" in table
+    assert "| 16 | ldm |" in table and "| ldm (16x16) |" in table and "test PSNR (dB) at seconds" in table
     judge = (tmp_path / "mld_conv" / "classifiers" / "color.safetensors").read_bytes()
     assert (tmp_path / "mld_ldm" / "classifiers" / "color.safetensors").read_bytes() == judge
