@@ -282,6 +282,10 @@ class EvaluationConfig(_Strict):
                                                     "dataset has labels)")
     limit: int | None = Field(default=None, gt=0, description="at most this many test items per condition")
     classifier_epochs: int = Field(default=5, gt=0, description="training epochs of the coherence classifiers")
+    classifier_reconstructions: list[str] = Field(
+        default_factory=list, description="modalities whose coherence classifier trains on the training items and "
+                                          "on their autoencoder reconstructions too (same labels), a judge that "
+                                          "reads decoded data like real data (MLD runs; docs/audio.md)")
     inception_weights: Path | None = Field(default=None, description="local Inception weights file for FID "
                                                                      "(never downloaded); null: no FID")
     clip_model: Path | None = Field(default=None, description="local CLIP model directory for CLIP-S "
@@ -358,8 +362,10 @@ class Recipe(_Strict):
             exclude["model"] = True
         if self.data.missing is None:  # recipes written before data.missing resolve to the same text
             exclude["data"] = {"missing"}
-        if not self.evaluation.embeddings:  # the same for evaluation.embeddings
-            exclude["evaluation"] = {"embeddings"}
+        evaluation_unset = {key for key in ("embeddings", "classifier_reconstructions")
+                            if not getattr(self.evaluation, key)}  # the same for these evaluation keys
+        if evaluation_unset:
+            exclude["evaluation"] = evaluation_unset
         if self.diffusion.train.complete_fraction is None:  # and diffusion.train.complete_fraction
             exclude["diffusion"] = {"train": {"complete_fraction"}}
         if not self.train.log_with:  # and a train section that logs with no tracker
@@ -569,6 +575,7 @@ def _semantic_errors(recipe: Recipe) -> list[tuple[str, str]]:
         if len(recipe.modalities) < 2:
             errors.append(("data.missing", "needs at least two modalities: an item must keep one"))
     unknown_modalities("evaluation.embeddings", recipe.evaluation.embeddings)
+    unknown_modalities("evaluation.classifier_reconstructions", recipe.evaluation.classifier_reconstructions)
     for name in recipe.modalities:
         if name in ("label", "present") or any(mark in name for mark in ("+", "->", ":", "=", ",")):
             errors.append((f"modalities.{name}", "this modality name is reserved or contains one of "

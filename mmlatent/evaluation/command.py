@@ -128,6 +128,7 @@ def build_evaluator(
     if classifier_settings is None:
         epochs = getattr(section, "classifier_epochs", None)
         classifier_settings = ClassifierSettings(epochs=epochs) if epochs else ClassifierSettings()
+        classifier_settings.with_reconstructions = tuple(getattr(section, "classifier_reconstructions", None) or ())
     settings = ClassifierSettings.from_mapping(classifier_settings)
     if inception_weights is None:
         inception_weights = getattr(section, "inception_weights", None)

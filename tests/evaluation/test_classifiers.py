@@ -140,3 +140,54 @@ def test_limited_split_is_a_fixed_subset(fake_pipeline):
     assert first["a"].shape == (50, 4) and torch.equal(first["a"], second["a"])
     full = load_split(pipe, "test")
     assert not torch.equal(first["a"], full["a"][:50])  # drawn, not the first 50
+
+
+def _with_autoencoders(fake_pipeline, offset: float = 5.0):
+    """A fake pipeline whose 'autoencoders' reconstruct x as x + offset (a decoder's systematic error)."""
+
+    class WithAutoencoders(fake_pipeline):
+        def encode(self, batch):
+            self.encoded = getattr(self, "encoded", 0) + sum(x.shape[0] for x in batch.values())
+            return {name: x.clone() for name, x in batch.items()}
+
+        def decode(self, latents):
+            return {name: z + offset for name, z in latents.items()}
+
+    return WithAutoencoders()
+
+
+def test_a_classifier_trained_on_reconstructions_too_reads_both(tmp_path, fake_pipeline):
+    pipe = _with_autoencoders(fake_pipeline)
+    test = load_split(pipe, "test")
+    settings = ClassifierSettings(epochs=6, lr=1e-2, batch_size=64, with_reconstructions=("a",))
+    trained = load_or_train_classifiers(pipe, tmp_path, test, lambda: load_split(pipe, "train"), settings,
+                                        progress=False)
+    assert pipe.encoded == 400  # only a's 400 training items were reconstructed
+    info = {name: json.loads((tmp_path / "classifiers" / f"{name}.json").read_text()) for name in ("a", "b")}
+    assert info["a"]["with_reconstructions"] and info["a"]["train_items"] == 800
+    assert not info["b"]["with_reconstructions"] and info["b"]["train_items"] == 400
+    shifted = test["a"] + 5.0
+    read = float((trained["a"].predict(shifted) == test["label"]).float().mean())
+    assert trained["a"].accuracy > 0.95 and read > 0.95
+    # stored with reconstructions, asked without: trained again (and the other way round for b)
+    again = load_or_train_classifiers(pipe, tmp_path, test, lambda: load_split(pipe, "train"),
+                                      ClassifierSettings(epochs=1, with_reconstructions=("b",)), progress=False)
+    assert again["a"].trained_now and again["b"].trained_now
+    assert json.loads((tmp_path / "classifiers" / "b.json").read_text())["with_reconstructions"]
+
+
+def test_reconstructions_need_known_modalities_and_autoencoders(fake_pipeline):
+    pipe = _with_autoencoders(fake_pipeline)
+    test, train = load_split(pipe, "test"), load_split(pipe, "train")
+    with pytest.raises(EvaluationError, match=r"unknown modalities \['c'\]"):
+        load_or_train_classifiers(pipe, None, test, train, ClassifierSettings(epochs=1, with_reconstructions=("c",)),
+                                  progress=False)
+    plain = fake_pipeline()
+    with pytest.raises(EvaluationError, match="needs a model with autoencoders"):
+        load_or_train_classifiers(plain, None, load_split(plain, "test"), load_split(plain, "train"),
+                                  ClassifierSettings(epochs=1, with_reconstructions=("a",)), progress=False)
+
+
+def test_settings_from_a_recipe_section_take_a_list():
+    settings = ClassifierSettings.from_mapping({"epochs": 2, "with_reconstructions": ["audio"]})
+    assert settings.with_reconstructions == ("audio",) and settings.epochs == 2

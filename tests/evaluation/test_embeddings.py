@@ -29,3 +29,13 @@ def test_kind_without_embedding_network_is_an_evaluation_error(tmp_path):
     with pytest.raises(EvaluationError, match="has no embedding network"):
         load_embeddings({"a": vector}, {"a": weights})
     assert load_embeddings({"a": vector}, {"a": None}) == {}
+
+
+def test_classifier_reconstructions_name_modalities_and_empty_is_not_written(tmp_path):
+    recipe = gaussian_recipe(write_gaussian_data(tmp_path / "g.safetensors", n=50))
+    assert "classifier_reconstructions" not in yaml.safe_load(parse_recipe(recipe).to_yaml())["evaluation"]
+    recipe["evaluation"]["classifier_reconstructions"] = ["nope"]
+    with pytest.raises(RecipeError, match="evaluation.classifier_reconstructions.nope: no modality 'nope'"):
+        parse_recipe(recipe)
+    recipe["evaluation"]["classifier_reconstructions"] = ["a"]
+    assert yaml.safe_load(parse_recipe(recipe).to_yaml())["evaluation"]["classifier_reconstructions"] == ["a"]
