@@ -576,6 +576,9 @@ def _semantic_errors(recipe: Recipe) -> list[tuple[str, str]]:
             errors.append(("data.missing", "needs at least two modalities: an item must keep one"))
     unknown_modalities("evaluation.embeddings", recipe.evaluation.embeddings)
     unknown_modalities("evaluation.classifier_reconstructions", recipe.evaluation.classifier_reconstructions)
+    if recipe.evaluation.classifier_reconstructions and recipe.model.family != DEFAULT_FAMILY:
+        errors.append(("evaluation.classifier_reconstructions", f"needs MLD's autoencoders; model family "
+                                                                f"{recipe.model.family!r} has none"))
     for name in recipe.modalities:
         if name in ("label", "present") or any(mark in name for mark in ("+", "->", ":", "=", ",")):
             errors.append((f"modalities.{name}", "this modality name is reserved or contains one of "

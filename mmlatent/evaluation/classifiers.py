@@ -10,6 +10,9 @@ accuracy (an upper bound for coherence), and stores it in the run directory::
 
 A classifier found there (with a matching number of classes) is loaded instead of trained again.
 
+Modalities whose plugin returns ``None`` have no classifier: they can be *given* in a coherence
+condition but are never a target, and get no FMD.
+
 ``ClassifierSettings.with_reconstructions`` names modalities whose classifier trains on the training
 items *and* on their autoencoder reconstructions (same labels; MLD runs, which have autoencoders).
 A judge trained on real data only can be brittle to an autoencoder's smoothing: on ``digits_audio``
@@ -17,8 +20,6 @@ classifiers trained on the real audio with different seeds read the same reconst
 while one trained on real audio and its reconstructions reads real test audio at 99% and
 reconstructions at 96%. Generated data are decoded by the same autoencoder, so such a judge reads
 them in their own domain; the labels are always the true ones.
-Modalities whose plugin returns ``None`` have no classifier: they can be *given* in a coherence
-condition but are never a target, and get no FMD.
 
 **Feature convention** (for FMD, :func:`classifier_features`): the features of a classifier are
 its penultimate activations. A classifier may define them explicitly with a method

@@ -39,3 +39,6 @@ def test_classifier_reconstructions_name_modalities_and_empty_is_not_written(tmp
         parse_recipe(recipe)
     recipe["evaluation"]["classifier_reconstructions"] = ["a"]
     assert yaml.safe_load(parse_recipe(recipe).to_yaml())["evaluation"]["classifier_reconstructions"] == ["a"]
+    recipe["model"] = {"family": "mvae"}
+    with pytest.raises(RecipeError, match="classifier_reconstructions: needs MLD's autoencoders; model family 'mvae'"):
+        parse_recipe(recipe, check_plugins=False)
