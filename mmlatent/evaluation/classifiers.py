@@ -69,7 +69,8 @@ class ClassifierSettings:
     seed: int = 0
     retrain: bool = False  #: train again even when RUN/classifiers holds a classifier
     #: modalities whose classifier also trains on the autoencoder's reconstructions of the training items
-    with_reconstructions: tuple[str, ...] = ()
+    #: (None: the recipe's ``evaluation.classifier_reconstructions`` where an evaluation reads it, else none)
+    with_reconstructions: tuple[str, ...] | None = None
 
     @classmethod
     def from_mapping(cls, values: Any) -> ClassifierSettings:
@@ -332,13 +333,14 @@ def load_or_train_classifiers(
     else:
         num_classes = max(int(training_split()["label"].max()) + 1, test_classes)
 
-    unknown = sorted(set(settings.with_reconstructions) - set(pipe.names))
+    reconstructed = tuple(settings.with_reconstructions or ())
+    unknown = sorted(set(reconstructed) - set(pipe.names))
     if unknown:
         raise EvaluationError(f"classifiers with reconstructions: unknown modalities {unknown} "
                               f"(modalities: {', '.join(pipe.names)})")
     result: dict[str, TrainedClassifier] = {}
     for name in pipe.names:
-        with_reconstructions = name in settings.with_reconstructions
+        with_reconstructions = name in reconstructed
         with torch.random.fork_rng():  # seeded initialisation and dropout, without touching the caller's RNG
             torch.manual_seed(settings.seed)
             model = pipe.modalities[name].build_classifier(num_classes)

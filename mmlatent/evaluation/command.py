@@ -25,6 +25,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +129,9 @@ def build_evaluator(
     if classifier_settings is None:
         epochs = getattr(section, "classifier_epochs", None)
         classifier_settings = ClassifierSettings(epochs=epochs) if epochs else ClassifierSettings()
-        classifier_settings.with_reconstructions = tuple(getattr(section, "classifier_reconstructions", None) or ())
     settings = ClassifierSettings.from_mapping(classifier_settings)
+    if settings.with_reconstructions is None:  # the run's judges, whatever else the caller set
+        settings = replace(settings, with_reconstructions=tuple(getattr(section, "classifier_reconstructions", None) or ()))
     if inception_weights is None:
         inception_weights = getattr(section, "inception_weights", None)
     if clip_model is None:

@@ -191,3 +191,19 @@ def test_reconstructions_need_known_modalities_and_autoencoders(fake_pipeline):
 def test_settings_from_a_recipe_section_take_a_list():
     settings = ClassifierSettings.from_mapping({"epochs": 2, "with_reconstructions": ["audio"]})
     assert settings.with_reconstructions == ("audio",) and settings.epochs == 2
+
+
+def test_the_recipes_choice_holds_when_the_caller_sets_other_settings(tmp_path, fake_pipeline):
+    from mmlatent.evaluation.command import evaluate_run
+
+    pipe = _with_autoencoders(fake_pipeline)
+    pipe.recipe.evaluation.classifier_reconstructions = ["a"]
+    evaluate_run(tmp_path, sampler="ddim", steps=4, limit=20, pipeline=pipe, progress=False, write=False,
+                 classifier_settings={"epochs": 1})
+    stored = {name: json.loads((tmp_path / "classifiers" / f"{name}.json").read_text()) for name in ("a", "b")}
+    assert stored["a"]["with_reconstructions"] and stored["a"]["train_items"] == 800
+    assert not stored["b"]["with_reconstructions"]
+    # an explicit choice of the caller wins over the recipe's
+    evaluate_run(tmp_path, sampler="ddim", steps=4, limit=20, pipeline=pipe, progress=False, write=False,
+                 classifier_settings={"epochs": 1, "with_reconstructions": []})
+    assert not json.loads((tmp_path / "classifiers" / "a.json").read_text())["with_reconstructions"]
