@@ -63,9 +63,13 @@ def image_modality(arch: str, size: int, latent: int, arch_options: dict[str, An
     return get_registry().modality("image").build("color", options, latent)
 
 
-def psnr(reconstructions: torch.Tensor, images: torch.Tensor) -> float:
-    """Mean over images of 10 log10(1 / MSE) (images in [0, 1], ``(N, C, H, W)``)."""
-    mse = (reconstructions - images).pow(2).flatten(1).mean(1)
+def per_image_mse(reconstructions: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Squared error per pixel of each image: ``(N, C, H, W)`` twice -> ``(N,)``."""
+    return (reconstructions - images).pow(2).flatten(1).mean(1)
+
+
+def psnr(mse: torch.Tensor) -> float:
+    """Mean over images of 10 log10(1 / MSE) (images in [0, 1]; ``mse``: :func:`per_image_mse`)."""
     return float((10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean())
 
 
@@ -116,14 +120,15 @@ def measure(arch: str, size: int, latent: int, train, test, classifier, budget: 
     curve: list[dict[str, float]] = []
 
     def record_psnr(autoencoder, steps: int, seconds: float) -> None:
-        curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": psnr(reconstruct(autoencoder, test[0]), test[0])})
+        mse = per_image_mse(reconstruct(autoencoder, test[0]), test[0])
+        curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": psnr(mse)})
 
     autoencoder, steps, seconds = train_for(arch, size, latent, train[0], budget, arch_options=arch_options,
                                             checkpoints=checkpoints, on_checkpoint=record_psnr)
     recon = reconstruct(autoencoder, test[0])
-    mse = (recon - test[0]).pow(2).flatten(1).mean(1)
+    mse = per_image_mse(recon, test[0])
     accuracy = float((classifier(recon).argmax(1) == test[1]).double().mean())
-    final = psnr(recon, test[0])
+    final = psnr(mse)
     curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": final})
     return {"arch": arch, "size": size, "latent": latent, "arch_options": arch_options or {}, "steps": steps,
             "seconds": seconds, "images_per_s": steps * 128 / seconds,
