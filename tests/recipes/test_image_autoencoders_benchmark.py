@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,6 +25,17 @@ def test_mld_recipe_changes_only_the_colour_autoencoder():
     assert all(d == dumps[0] for d in dumps)
 
 
+def test_noise_free_images_are_the_same_renderings():
+    """``noise=0`` changes only the pixel noise: same digits, colours and shifts as the dataset's images."""
+    noisy, labels = bench.colour_digits(16, "test")
+    clean, clean_labels = bench.colour_digits(16, "test", noise=0.0)
+    assert clean.shape == noisy.shape and bool((clean_labels == labels).all())
+    difference = noisy - clean
+    assert abs(float(difference.mean())) < 0.005 and 0.03 < float(difference.std()) < 0.06
+    shuffled = clean[torch.randperm(len(clean), generator=torch.Generator().manual_seed(0))]
+    assert float((noisy - shuffled).std()) > 0.15  # other renderings are far: the match above is not chance
+
+
 def test_quick_run(tmp_path, capsys):
     assert bench.main(["--out", str(tmp_path), "--sizes", "16", "--mld-size", "16", "--archs", "conv,ldm", "--quick",
                        "--psnr-at", "1", "--ldm-channels", "8,16,16"]) == 0
@@ -38,12 +50,17 @@ def test_quick_run(tmp_path, capsys):
         first, last_point = record["psnr_curve"]
         assert 1.0 <= first["seconds"] <= last_point["seconds"] and 1 <= first["steps"] <= last_point["steps"] == record["steps"]
         assert first["psnr"] > 0 and last_point["psnr"] == record["psnr"]
+        assert last_point["signal_psnr"] == record["signal_psnr"] > 0
+        # the ceiling: the noise-free test images against the test images (noise std 0.05 -> about 26 dB)
+        assert record["noise_ceiling_psnr"] == last["noise_ceiling_psnr"]["16"]
+        assert 24.0 < record["noise_ceiling_psnr"] < 29.0
     assert records[1]["arch_options"] == {"conv_channels": [8, 16, 16]}
     import yaml
     run_recipe = yaml.safe_load((tmp_path / "mld_ldm" / "recipe.yaml").read_text())
     assert run_recipe["modalities"]["color"]["options"]["conv_channels"] == [8, 16, 16]
     assert (tmp_path / "reconstructions_16.png").stat().st_size > 1000
     table = (tmp_path / "table.md").read_text()
-    assert "| 16 | ldm |" in table and "| ldm (16x16) |" in table and "test PSNR (dB) at seconds" in table
+    assert "PSNR of the noise-free test images against the test images (the ceiling): 16x16:" in table
+    assert "| 16 | ldm |" in table and "| ldm (16x16) |" in table and "test PSNR / to noise-free (dB) at seconds" in table
     judge = (tmp_path / "mld_conv" / "classifiers" / "color.safetensors").read_bytes()
     assert (tmp_path / "mld_ldm" / "classifiers" / "color.safetensors").read_bytes() == judge
