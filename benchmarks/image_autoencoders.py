@@ -127,22 +127,24 @@ def measure(arch: str, size: int, latent: int, train, test, noise_free: torch.Te
     test images without their pixel noise, ``(N, C, H, W)`` (the signal PSNR: what a latent can carry)."""
     curve: list[dict[str, float]] = []
 
-    def record_psnr(autoencoder, steps: int, seconds: float) -> None:
+    def record_psnr(autoencoder, steps: int, seconds: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the test PSNRs now to ``curve``: the reconstructions ``(N, C, H, W)`` and their error ``(N,)``."""
         recon = reconstruct(autoencoder, test[0])
-        curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": psnr(per_image_mse(recon, test[0])),
+        mse = per_image_mse(recon, test[0])
+        curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": psnr(mse),
                       "signal_psnr": psnr(per_image_mse(recon, noise_free))})
+        return recon, mse
 
     autoencoder, steps, seconds = train_for(arch, size, latent, train[0], budget, arch_options=arch_options,
                                             checkpoints=checkpoints, on_checkpoint=record_psnr)
-    recon = reconstruct(autoencoder, test[0])
-    mse = per_image_mse(recon, test[0])
+    recon, mse = record_psnr(autoencoder, steps, seconds)
     accuracy = float((classifier(recon).argmax(1) == test[1]).double().mean())
-    final, signal = psnr(mse), psnr(per_image_mse(recon, noise_free))
-    curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": final, "signal_psnr": signal})
     return {"arch": arch, "size": size, "latent": latent, "arch_options": arch_options or {}, "steps": steps,
             "seconds": seconds, "images_per_s": steps * 128 / seconds,
-            "parameters": sum(p.numel() for p in autoencoder.parameters()), "mse": float(mse.mean()), "psnr": final,
-            "signal_psnr": signal, "psnr_curve": curve, "classifier_on_reconstructions": accuracy, "reconstructions": recon[:8]}
+            "parameters": sum(p.numel() for p in autoencoder.parameters()),
+            "mse": float(mse.mean()), "psnr": curve[-1]["psnr"],
+            "signal_psnr": curve[-1]["signal_psnr"], "psnr_curve": curve, "classifier_on_reconstructions": accuracy,
+            "reconstructions": recon[:8]}
 
 
 def mld_recipe(arch: str, size: int, latent: int, steps: int, diffusion_steps: int, quick: bool,
