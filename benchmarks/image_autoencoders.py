@@ -2,7 +2,7 @@
 
     python benchmarks/image_autoencoders.py [--out DIR] [--budget 150] [--sizes 32,64] [--archs conv,resnet,ldm]
                                             [--latent 32] [--mld-size 32] [--diffusion-steps 8000] [--quick]
-                                            [--psnr-at 30,60,120] [--ldm-channels 16,32,64,64]
+                                            [--psnr-at 30,60,120] [--ldm-channels 16,32,64,64] [--device cuda]
 
 Data: the colour digits of ``digits_pair`` (scikit-learn's handwritten digits rendered like SVHN;
 no download) at each ``--sizes`` side (upsampled from 8x8). For every size and architecture, the
@@ -16,7 +16,8 @@ ceiling, 26.2 dB at 32x32; the signal PSNR has no such ceiling), the accuracy of
 colour classifier (trained once per size on the real training images) on the reconstructions, and
 the training speed in images/s. ``--psnr-at`` also records the test PSNR at those seconds of training
 (the evaluation's time not counted), the curve that shows whether an architecture has converged;
-``--ldm-channels`` sets ``ldm``'s level channels (default: the plugin's).
+``--ldm-channels`` sets ``ldm``'s level channels (default: the plugin's); ``--device`` where the
+autoencoders train (default cpu; the budget is then that device's wall-clock).
 
 At ``--mld-size`` (default 32), an MLD run is built on each: the quickstart recipe at that size
 with the colour modality's autoencoder of that architecture trained for the steps it reached in the
@@ -90,18 +91,32 @@ def train_classifier(train: tuple[torch.Tensor, torch.Tensor], size: int, epochs
 
 @torch.no_grad()
 def reconstruct(autoencoder, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """The autoencoder's reconstructions of ``images`` ``(N, C, H, W)``, on the images' device; the batches run on
+    the autoencoder's device."""
     autoencoder.eval()
-    return torch.cat([autoencoder.to_data(autoencoder.decode(autoencoder.encode(x))) for x in images.split(batch)])
+    device = next(autoencoder.parameters()).device
+    return torch.cat([autoencoder.to_data(autoencoder.decode(autoencoder.encode(x.to(device)))).to(images.device)
+                      for x in images.split(batch)])
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (an accelerator runs asynchronously: a clock read without this
+    would not count the queued steps)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: float, batch: int = 128,
               lr: float = 1e-3, arch_options: dict[str, Any] | None = None,
-              checkpoints: tuple[float, ...] = (), on_checkpoint=None) -> tuple[Any, int, float]:
-    """Train the ``arch`` autoencoder on ``images`` for ``budget`` seconds: (autoencoder, steps, seconds).
+              checkpoints: tuple[float, ...] = (), on_checkpoint=None,
+              device: torch.device | str = "cpu") -> tuple[Any, int, float]:
+    """Train the ``arch`` autoencoder on ``images`` for ``budget`` seconds on ``device``: (autoencoder, steps, seconds).
     At each of ``checkpoints`` (seconds of training) ``on_checkpoint(autoencoder, steps, seconds)`` is called;
     its time is not counted."""
+    device = torch.device(device)
     torch.manual_seed(0)
-    autoencoder = image_modality(arch, size, latent, arch_options).build_autoencoder()
+    autoencoder = image_modality(arch, size, latent, arch_options).build_autoencoder().to(device)
+    images = images.to(device)
     optimizer = torch.optim.Adam(autoencoder.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(0)
     steps, trained = 0, 0.0
@@ -115,6 +130,7 @@ def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: f
             loss.backward()
             optimizer.step()
             steps += 1
+        synchronize(device)
         trained += time.perf_counter() - started
         if on_checkpoint is not None and mark < budget:
             on_checkpoint(autoencoder, steps, trained)
@@ -122,9 +138,11 @@ def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: f
 
 
 def measure(arch: str, size: int, latent: int, train, test, noise_free: torch.Tensor, classifier, budget: float,
-            arch_options: dict[str, Any] | None = None, checkpoints: tuple[float, ...] = ()) -> dict[str, Any]:
-    """Train ``arch`` for ``budget`` seconds and measure it on ``test`` (images, labels); ``noise_free``: the
-    test images without their pixel noise, ``(N, C, H, W)`` (the signal PSNR: what a latent can carry)."""
+            arch_options: dict[str, Any] | None = None, checkpoints: tuple[float, ...] = (),
+            device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Train ``arch`` for ``budget`` seconds on ``device`` and measure it on ``test`` (images, labels);
+    ``noise_free``: the test images without their pixel noise, ``(N, C, H, W)`` (the signal PSNR: what a latent
+    can carry)."""
     curve: list[dict[str, float]] = []
 
     def record_psnr(autoencoder, steps: int, seconds: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,7 +154,7 @@ def measure(arch: str, size: int, latent: int, train, test, noise_free: torch.Te
         return recon, mse
 
     autoencoder, steps, seconds = train_for(arch, size, latent, train[0], budget, arch_options=arch_options,
-                                            checkpoints=checkpoints, on_checkpoint=record_psnr)
+                                            checkpoints=checkpoints, on_checkpoint=record_psnr, device=device)
     recon, mse = record_psnr(autoencoder, steps, seconds)
     accuracy = float((classifier(recon).argmax(1) == test[1]).double().mean())
     return {"arch": arch, "size": size, "latent": latent, "arch_options": arch_options or {}, "steps": steps,
@@ -231,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="seconds of training, 20 score-net steps (checks the script)")
     parser.add_argument("--psnr-at", default="", help="seconds of training at which to record the test PSNR too")
     parser.add_argument("--ldm-channels", default="", help="level channels of ldm, e.g. 16,32,64,64")
+    parser.add_argument("--device", default="cpu", help="where the autoencoders train, e.g. cuda (the classifier and "
+                                                        "the measurements run on the CPU)")
     args = parser.parse_args(argv)
     checkpoints = tuple(float(s) for s in args.psnr_at.split(",") if s.strip())
     options = {arch: {} for arch in ARCHS}
@@ -245,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown archs {sorted(unknown)} (choose among {', '.join(ARCHS)})")
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     records: list[dict[str, Any]] = []
     judges = None
     ceilings: dict[int, float] = {}
@@ -258,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
               f"PSNR of the noise-free test images {ceilings[size]:.2f} dB", flush=True)
         rows = [test[0][:8]]
         for arch in archs:
-            record = measure(arch, size, args.latent, train, test, noise_free, classifier, args.budget, options[arch], checkpoints)
+            record = measure(arch, size, args.latent, train, test, noise_free, classifier, args.budget, options[arch],
+                             checkpoints, device)
             rows.append(record.pop("reconstructions"))
             record["classifier_on_real"] = real
             record["noise_ceiling_psnr"] = ceilings[size]
@@ -275,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "table.md").write_text(text + "\n")
     (args.out / "results.json").write_text(json.dumps(records, indent=1))
     print(text)
-    print(json.dumps({"budget_s": args.budget, "noise_ceiling_psnr": ceilings, "records": records}))
+    print(json.dumps({"budget_s": args.budget, "device": str(device), "noise_ceiling_psnr": ceilings,
+                      "records": records}))
     return 0 if all(math.isfinite(r["psnr"]) for r in records) else 1
 
 

@@ -38,9 +38,10 @@ def test_noise_free_images_are_the_same_renderings():
 
 def test_quick_run(tmp_path, capsys):
     assert bench.main(["--out", str(tmp_path), "--sizes", "16", "--mld-size", "16", "--archs", "conv,ldm", "--quick",
-                       "--psnr-at", "1", "--ldm-channels", "8,16,16"]) == 0
+                       "--psnr-at", "1", "--ldm-channels", "8,16,16", "--device", "cpu"]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     records = last["records"]
+    assert last["device"] == "cpu"
     assert [r["arch"] for r in records] == ["conv", "ldm"]
     for record in records:
         assert record["steps"] >= 1 and 1.5 <= record["seconds"] < 30
