@@ -3,9 +3,15 @@
     python benchmarks/image_autoencoders.py [--out DIR] [--budget 150] [--sizes 32,64] [--archs conv,resnet,ldm]
                                             [--latent 32] [--mld-size 32] [--diffusion-steps 8000] [--quick]
                                             [--psnr-at 30,60,120] [--ldm-channels 16,32,64,64] [--device cuda]
+                                            [--data digits|photos|cub] [--root data/birds]
 
-Data: the colour digits of ``digits_pair`` (scikit-learn's handwritten digits rendered like SVHN;
-no download) at each ``--sizes`` side (upsampled from 8x8). For every size and architecture, the
+Data (``--data``): ``digits`` (default), the colour digits of ``digits_pair`` (scikit-learn's handwritten
+digits rendered like SVHN; no download) at each ``--sizes`` side (upsampled from 8x8); ``photos``, crops at
+full resolution of scikit-learn's two sample photographs (training crops from the left three quarters of
+each, test crops from the right quarter; real photographic detail, no download); ``cub``, the CUB-200-2011
+images under ``--root`` (the ``cub`` dataset's layout and class-disjoint split, resized to each size; exit 2
+with what to download when missing). Only the digits have labels for the classifier (CUB's test classes are
+not among its training ones) and a noise-free version. For every size and architecture, the
 image plugin's autoencoder (its default channels, latent ``--latent``, squared error, Adam 1e-3,
 batch 128, no augmentation) trains on the training images for ``--budget`` seconds of wall-clock
 (the same for every architecture; run it alone on the machine), then on the test images:
@@ -19,9 +25,9 @@ the training speed in images/s. ``--psnr-at`` also records the test PSNR at thos
 ``--ldm-channels`` sets ``ldm``'s level channels (default: the plugin's); ``--device`` where the
 autoencoders train (default cpu; the budget is then that device's wall-clock).
 
-At ``--mld-size`` (default 32), an MLD run is built on each: the quickstart recipe at that size
-with the colour modality's autoencoder of that architecture trained for the steps it reached in the
-budget, ``--diffusion-steps`` score-network steps; coherence of every direction and Frechet
+At ``--mld-size`` (default 32 with the digits; none otherwise), an MLD run is built on each: the
+quickstart recipe at that size with the colour modality's autoencoder of that architecture trained for
+the steps it reached in the budget, ``--diffusion-steps`` score-network steps; coherence of every direction and Frechet
 distances by ``mmlatent evaluate``'s code, the same classifiers judging every run.
 
 Writes under ``--out`` (default ``runs/image_autoencoders``): ``table.md``, ``results.json``, one
@@ -36,6 +42,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +53,33 @@ import baselines  # noqa: E402  (training and evaluation as benchmarks/baselines
 
 REPO = Path(__file__).resolve().parents[1]
 ARCHS = ("conv", "resnet", "ldm")
+DATA = ("digits", "photos", "cub")
+
+
+@dataclass
+class ImageSet:
+    """One size's benchmark images, ``(N, 3, size, size)`` in [0, 1]. ``train_labels`` / ``test_labels`` ``(N,)``
+    where the test classes are among the training ones (a classifier then judges reconstructions), else None;
+    ``noise_free``: the test images without their pixel noise (the colour digits only), else None."""
+
+    train: torch.Tensor
+    test: torch.Tensor
+    train_labels: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
+    noise_free: torch.Tensor | None = None
+
+
+def load_images(data: str, size: int, root: Path | None = None) -> ImageSet:
+    """The images of ``data`` (one of :data:`DATA`) at ``size``; ``root``: the CUB folder (``data == "cub"``)."""
+    if data == "digits":
+        (train, train_labels), (test, test_labels) = colour_digits(size, "train"), colour_digits(size, "test")
+        return ImageSet(train, test, train_labels, test_labels, colour_digits(size, "test", noise=0.0)[0])
+    if data == "photos":
+        return ImageSet(photo_crops(size, "train"), photo_crops(size, "test"))
+    if data == "cub":
+        return ImageSet(cub_images(root or Path("data/birds"), size, "train"),
+                        cub_images(root or Path("data/birds"), size, "test"))
+    raise ValueError(f"unknown data {data!r} (choose among {', '.join(DATA)})")
 
 
 def colour_digits(size: int, split: str, noise: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,6 +95,43 @@ def colour_digits(size: int, split: str, noise: float | None = None) -> tuple[to
     items = [dataset[i] for i in range(len(dataset))]
     images = torch.stack([modality.preprocess(item["color"]) for item in items])
     return images, torch.tensor([int(item["label"]) for item in items])
+
+
+def photo_crops(size: int, split: str, per_photo: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Crops ``(N, 3, size, size)`` at full resolution of scikit-learn's two sample photographs (china.jpg,
+    flower.jpg, 427x640, shipped with scikit-learn: no download). The left three quarters of each photograph give
+    the training crops (3,500 each), the right quarter the test crops (400 each): no test pixel is seen in
+    training. Real photographic detail, unlike the upsampled digits; no labels, no pixel noise added."""
+    from sklearn.datasets import load_sample_images
+
+    if split not in ("train", "test"):
+        raise ValueError(f"photo crops have splits 'train' and 'test', not {split!r}")
+    count = per_photo or (3500 if split == "train" else 400)
+    generator = torch.Generator().manual_seed(seed + (split == "test"))
+    crops = []
+    for photo in load_sample_images().images:
+        image = torch.from_numpy(photo.copy()).permute(2, 0, 1).float().div(255)  # (3, H, W)
+        height, width = image.shape[1:]
+        border = width * 3 // 4
+        left, right = (0, border - size) if split == "train" else (border, width - size)
+        if right < left or height < size:
+            raise ValueError(f"photo crops of side {size} do not fit the {split} part of a {height}x{width} photo")
+        xs = torch.randint(left, right + 1, (count,), generator=generator)
+        ys = torch.randint(0, height - size + 1, (count,), generator=generator)
+        crops += [image[:, y:y + size, x:x + size] for x, y in zip(xs.tolist(), ys.tolist())]
+    return torch.stack(crops)
+
+
+def cub_images(root: Path, size: int, split: str) -> torch.Tensor:
+    """The CUB images of ``split`` (the class-disjoint split of the ``cub`` dataset, read by its loader, resized
+    to ``size``) ``(N, 3, size, size)``; a missing folder raises the dataset's error, which says what to get."""
+    from mmlatent.plugins import get_registry
+
+    spec = get_registry().dataset("cub")
+    dataset = spec.build(spec.validate_options({"root": str(root), "captions": "first", "image_size": size,
+                                                "cache_images": False}), split)
+    modality = image_modality("conv", size, 32)
+    return torch.stack([modality.preprocess(dataset.image(i)) for i in range(len(dataset.image_paths))])
 
 
 def image_modality(arch: str, size: int, latent: int, arch_options: dict[str, Any] | None = None):
@@ -137,26 +208,28 @@ def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: f
     return autoencoder, steps, trained
 
 
-def measure(arch: str, size: int, latent: int, train, test, noise_free: torch.Tensor, classifier, budget: float,
+def measure(arch: str, size: int, latent: int, images: ImageSet, classifier, budget: float,
             arch_options: dict[str, Any] | None = None, checkpoints: tuple[float, ...] = (),
             device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Train ``arch`` for ``budget`` seconds on ``device`` and measure it on ``test`` (images, labels);
-    ``noise_free``: the test images without their pixel noise, ``(N, C, H, W)`` (the signal PSNR: what a latent
-    can carry)."""
-    curve: list[dict[str, float]] = []
+    """Train ``arch`` on ``images.train`` for ``budget`` seconds on ``device`` and measure it on ``images.test``;
+    with ``images.noise_free`` also the signal PSNR (to the test images without their pixel noise: what a latent
+    can carry), with a ``classifier`` (and test labels) its accuracy on the reconstructions (else None)."""
+    curve: list[dict[str, float | None]] = []
 
     def record_psnr(autoencoder, steps: int, seconds: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Append the test PSNRs now to ``curve``: the reconstructions ``(N, C, H, W)`` and their error ``(N,)``."""
-        recon = reconstruct(autoencoder, test[0])
-        mse = per_image_mse(recon, test[0])
-        curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": psnr(mse),
-                      "signal_psnr": psnr(per_image_mse(recon, noise_free))})
+        recon = reconstruct(autoencoder, images.test)
+        mse = per_image_mse(recon, images.test)
+        signal = None if images.noise_free is None else psnr(per_image_mse(recon, images.noise_free))
+        curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": psnr(mse), "signal_psnr": signal})
         return recon, mse
 
-    autoencoder, steps, seconds = train_for(arch, size, latent, train[0], budget, arch_options=arch_options,
+    autoencoder, steps, seconds = train_for(arch, size, latent, images.train, budget, arch_options=arch_options,
                                             checkpoints=checkpoints, on_checkpoint=record_psnr, device=device)
     recon, mse = record_psnr(autoencoder, steps, seconds)
-    accuracy = float((classifier(recon).argmax(1) == test[1]).double().mean())
+    accuracy = None
+    if classifier is not None:
+        accuracy = float((classifier(recon).argmax(1) == images.test_labels).double().mean())
     return {"arch": arch, "size": size, "latent": latent, "arch_options": arch_options or {}, "steps": steps,
             "seconds": seconds, "images_per_s": steps * 128 / seconds,
             "parameters": sum(p.numel() for p in autoencoder.parameters()),
@@ -199,12 +272,18 @@ def save_reconstructions(rows: list[torch.Tensor], path: Path) -> None:
     save_image(torch.cat(rows), path, nrow=rows[0].shape[0], padding=1)
 
 
+def cell(value: float | None, form: str = ".2f", scale: float = 1.0, unit: str = "") -> str:
+    """A table cell: ``value * scale`` formatted, or "–" for a figure this data has not (None)."""
+    return "–" if value is None else f"{value * scale:{form}}{unit}"
+
+
 def tables(records: list[dict[str, Any]]) -> str:
     lines = ["| size | arch | parameters | images/s | steps in budget | MSE / pixel | PSNR (dB) | PSNR to noise-free (dB) "
              "| classifier on recon |", "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         lines.append(f"| {r['size']} | {r['arch']} | {r['parameters'] / 1e6:.2f} M | {r['images_per_s']:.0f} | {r['steps']} | "
-                     f"{r['mse']:.5f} | {r['psnr']:.2f} | {r['signal_psnr']:.2f} | {100 * r['classifier_on_reconstructions']:.1f}% |")
+                     f"{r['mse']:.5f} | {r['psnr']:.2f} | {cell(r['signal_psnr'])} | "
+                     f"{cell(r['classifier_on_reconstructions'], '.1f', 100, '%')} |")
     with_mld = [r for r in records if "mld" in r]
     if with_mld:
         keys = baselines.direction_order(baselines.VARIANTS["caption"])
@@ -223,14 +302,17 @@ def curve_table(records: list[dict[str, Any]]) -> str:
         return ""
     lines = ["", "| size | arch | test PSNR / to noise-free (dB) at seconds of training (steps) |", "|---|---|---|"]
     for r in records:
-        cells = ", ".join(f"{p['seconds']:.0f} s ({p['steps']}): {p['psnr']:.2f} / {p['signal_psnr']:.2f}"
+        cells = ", ".join(f"{p['seconds']:.0f} s ({p['steps']}): {p['psnr']:.2f} / {cell(p['signal_psnr'])}"
                           for p in r["psnr_curve"])
         lines.append(f"| {r['size']} | {r['arch']} | {cells} |")
     return "\n".join(lines)
 
 
 def noise_ceilings(ceilings: dict[int, float]) -> str:
-    """The PSNR a reconstruction without the pixel noise would get, per size: no latent carries the noise."""
+    """The PSNR a reconstruction without the pixel noise would get, per size: no latent carries the noise
+    ("" for data without added noise)."""
+    if not ceilings:
+        return ""
     cells = ", ".join(f"{size}x{size}: {value:.2f} dB" for size, value in ceilings.items())
     return f"\n\nPSNR of the noise-free test images against the test images (the ceiling): {cells}"
 
@@ -242,7 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="32,64")
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--latent", type=int, default=32)
-    parser.add_argument("--mld-size", type=int, default=32, help="size of the MLD runs (0: none)")
+    parser.add_argument("--data", choices=DATA, default="digits", help="digits: the colour digits; photos: crops "
+                        "of scikit-learn's sample photographs; cub: CUB's images (--root)")
+    parser.add_argument("--root", type=Path, default=Path("data/birds"), help="the CUB folder (--data cub)")
+    parser.add_argument("--mld-size", type=int, default=None, help="size of the MLD runs (0: none; default 32 "
+                        "for the digits, none for the other data: the MLD runs are the quickstart's)")
     parser.add_argument("--diffusion-steps", type=int, default=8000)
     parser.add_argument("--limit", type=int, default=None, help="test items per direction in the MLD evaluation")
     parser.add_argument("--classifier-epochs", type=int, default=5)
@@ -263,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(archs) - set(ARCHS)
     if unknown:
         parser.error(f"unknown archs {sorted(unknown)} (choose among {', '.join(ARCHS)})")
+    if args.mld_size is None:
+        args.mld_size = 32 if args.data == "digits" else 0
+    if args.mld_size and args.data != "digits":
+        parser.error("--mld-size needs --data digits (the MLD runs are the quickstart, on the digits)")
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     device = torch.device(args.device)
@@ -272,20 +362,29 @@ def main(argv: list[str] | None = None) -> int:
     judges = None
     ceilings: dict[int, float] = {}
     for size in sizes:
-        train, test = colour_digits(size, "train"), colour_digits(size, "test")
-        noise_free = colour_digits(size, "test", noise=0.0)[0]
-        ceilings[size] = psnr(per_image_mse(noise_free, test[0]))
-        classifier = train_classifier(train, size, args.classifier_epochs)
-        real = float((classifier(test[0]).argmax(1) == test[1]).double().mean())
-        print(f"size {size}: {len(train[0])} training images, classifier on real test images {100 * real:.1f}%, "
-              f"PSNR of the noise-free test images {ceilings[size]:.2f} dB", flush=True)
-        rows = [test[0][:8]]
+        try:
+            images = load_images(args.data, size, args.root)
+        except FileNotFoundError as err:  # CUB not there: the dataset's message says what to get
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        facts = [f"size {size}: {len(images.train)} training and {len(images.test)} test images of {args.data}"]
+        classifier, real = None, None
+        if images.test_labels is not None:
+            classifier = train_classifier((images.train, images.train_labels), size, args.classifier_epochs)
+            real = float((classifier(images.test).argmax(1) == images.test_labels).double().mean())
+            facts.append(f"classifier on real test images {100 * real:.1f}%")
+        if images.noise_free is not None:
+            ceilings[size] = psnr(per_image_mse(images.noise_free, images.test))
+            facts.append(f"PSNR of the noise-free test images {ceilings[size]:.2f} dB")
+        print(", ".join(facts), flush=True)
+        rows = [images.test[:8]]
         for arch in archs:
-            record = measure(arch, size, args.latent, train, test, noise_free, classifier, args.budget, options[arch],
-                             checkpoints, device)
+            record = measure(arch, size, args.latent, images, classifier, args.budget, options[arch], checkpoints,
+                             device)
             rows.append(record.pop("reconstructions"))
+            record["data"] = args.data
             record["classifier_on_real"] = real
-            record["noise_ceiling_psnr"] = ceilings[size]
+            record["noise_ceiling_psnr"] = ceilings.get(size)
             if size == args.mld_size:
                 record["mld"] = mld_run(args.out, arch, size, args.latent, record["steps"], args.diffusion_steps,
                                         judges, args.limit, args.quick, options[arch])
@@ -293,14 +392,14 @@ def main(argv: list[str] | None = None) -> int:
                     judges = Path(record["mld"]["run"]) / "classifiers"
             records.append(record)
             print(f"size {size} {arch}: {record['steps']} steps, PSNR {record['psnr']:.2f} dB, classifier "
-                  f"{100 * record['classifier_on_reconstructions']:.1f}%", flush=True)
+                  f"{cell(record['classifier_on_reconstructions'], '.1f', 100, '%')}", flush=True)
         save_reconstructions(rows, args.out / f"reconstructions_{size}.png")
     text = tables(records) + curve_table(records) + noise_ceilings(ceilings)
     (args.out / "table.md").write_text(text + "\n")
     (args.out / "results.json").write_text(json.dumps(records, indent=1))
     print(text)
-    print(json.dumps({"budget_s": args.budget, "device": str(device), "noise_ceiling_psnr": ceilings,
-                      "records": records}))
+    print(json.dumps({"budget_s": args.budget, "data": args.data, "device": str(device),
+                      "noise_ceiling_psnr": ceilings, "records": records}))
     return 0 if all(math.isfinite(r["psnr"]) for r in records) else 1
 
 

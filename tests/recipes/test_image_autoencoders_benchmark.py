@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from scripts import load_script
 
@@ -65,3 +66,69 @@ def test_quick_run(tmp_path, capsys):
     assert "| 16 | ldm |" in table and "| ldm (16x16) |" in table and "test PSNR / to noise-free (dB) at seconds" in table
     judge = (tmp_path / "mld_conv" / "classifiers" / "color.safetensors").read_bytes()
     assert (tmp_path / "mld_ldm" / "classifiers" / "color.safetensors").read_bytes() == judge
+
+
+def _crop_positions(crops: torch.Tensor, photos: list[torch.Tensor]) -> list[tuple[int, int, int]]:
+    """Where each crop ``(N, 3, s, s)`` lies: (photo, row, column) of its exact copy in one of ``photos``."""
+    size = crops.shape[-1]
+    positions = []
+    for crop in crops:
+        for index, photo in enumerate(photos):
+            windows = photo.unfold(2, size, 1)  # (3, H, W - s + 1, s): every row segment of width s
+            hits = (windows == crop[:, 0, None, None, :]).all(-1).all(0).nonzero()
+            found = [(index, int(y), int(x)) for y, x in hits if torch.equal(photo[:, y:y + size, x:x + size], crop)]
+            if found:
+                positions.append(found[0])
+                break
+    return positions
+
+
+def test_photo_crops_come_from_the_photographs_and_the_test_quarter_is_held_out():
+    from sklearn.datasets import load_sample_images
+
+    photos = [torch.from_numpy(p.copy()).permute(2, 0, 1).float().div(255) for p in load_sample_images().images]
+    train, test = bench.photo_crops(16, "train", per_photo=6), bench.photo_crops(16, "test", per_photo=6)
+    assert train.shape == test.shape == (12, 3, 16, 16)
+    assert torch.equal(test, bench.photo_crops(16, "test", per_photo=6))  # deterministic
+    border = photos[0].shape[2] * 3 // 4
+    train_at, test_at = _crop_positions(train, photos), _crop_positions(test, photos)
+    assert len(train_at) == len(test_at) == 12  # every crop is a full-resolution window of a photograph
+    assert [p for p, _, _ in train_at] == [0] * 6 + [1] * 6
+    assert all(x + 16 <= border for _, _, x in train_at) and all(x >= border for _, _, x in test_at)
+    try:
+        bench.photo_crops(16, "val")
+    except ValueError as err:
+        assert "'train' and 'test'" in str(err)
+    else:
+        raise AssertionError("an unknown split was accepted")
+
+
+def test_photos_run_has_no_classifier_or_ceiling(tmp_path, capsys):
+    assert bench.main(["--out", str(tmp_path), "--data", "photos", "--sizes", "16", "--archs", "conv", "--quick"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["data"] == "photos" and last["noise_ceiling_psnr"] == {}
+    (record,) = last["records"]
+    assert record["data"] == "photos" and record["signal_psnr"] is None and record["noise_ceiling_psnr"] is None
+    assert record["classifier_on_reconstructions"] is None and "mld" not in record and record["psnr"] > 0
+    table = (tmp_path / "table.md").read_text()
+    assert "| 16 | conv |" in table and "| – | – |" in table and "ceiling" not in table
+    with pytest.raises(SystemExit) as exit_info:  # the MLD runs are the quickstart's: digits only
+        bench.main(["--out", str(tmp_path), "--data", "photos", "--mld-size", "16", "--quick"])
+    assert exit_info.value.code == 2
+
+
+def test_cub_images_from_the_dataset_folder(tmp_path, capsys):
+    from mmlatent_image.testing import write_cub
+
+    names = write_cub(tmp_path / "birds")
+    train = bench.cub_images(tmp_path / "birds", 16, "train")
+    assert train.shape == (len(names["train"]), 3, 16, 16) and 0 <= float(train.min()) < float(train.max()) <= 1
+    assert bench.main(["--out", str(tmp_path / "out"), "--data", "cub", "--root", str(tmp_path / "birds"),
+                       "--sizes", "16", "--archs", "ldm", "--ldm-channels", "8,16", "--quick"]) == 0
+    (record,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["records"]
+    assert record["data"] == "cub" and record["classifier_on_reconstructions"] is None and record["psnr"] > 0
+    # no CUB folder: exit 2 with what to download, no traceback
+    assert bench.main(["--out", str(tmp_path / "out"), "--data", "cub", "--root", str(tmp_path / "none"),
+                       "--sizes", "16", "--quick"]) == 2
+    error = capsys.readouterr().err
+    assert "CUB is not downloaded" in error and "Traceback" not in error
