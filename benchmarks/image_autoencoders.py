@@ -3,7 +3,7 @@
     python benchmarks/image_autoencoders.py [--out DIR] [--budget 150] [--sizes 32,64] [--archs conv,resnet,ldm]
                                             [--latent 32] [--mld-size 32] [--diffusion-steps 8000] [--quick]
                                             [--psnr-at 30,60,120] [--ldm-channels 16,32,64,64] [--device cuda]
-                                            [--data digits|photos|cub] [--root data/birds]
+                                            [--data digits|photos|cub] [--root data/birds] [--lr 1e-3]
 
 Data (``--data``): ``digits`` (default), the colour digits of ``digits_pair`` (scikit-learn's handwritten
 digits rendered like SVHN; no download) at each ``--sizes`` side (upsampled from 8x8); ``photos``, crops at
@@ -12,7 +12,7 @@ each, test crops from the right quarter; real photographic detail, no download);
 images under ``--root`` (the ``cub`` dataset's layout and class-disjoint split, resized to each size; exit 2
 with what to download when missing). Only the digits have labels for the classifier (CUB's test classes are
 not among its training ones) and a noise-free version. For every size and architecture, the
-image plugin's autoencoder (its default channels, latent ``--latent``, squared error, Adam 1e-3,
+image plugin's autoencoder (its default channels, latent ``--latent``, squared error, Adam ``--lr`` (1e-3),
 batch 128, no augmentation) trains on the training images for ``--budget`` seconds of wall-clock
 (the same for every architecture; run it alone on the machine), then on the test images:
 reconstruction MSE per pixel, PSNR (mean over images of 10 log10(1 / MSE)), the PSNR against the
@@ -210,7 +210,7 @@ def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: f
 
 def measure(arch: str, size: int, latent: int, images: ImageSet, classifier, budget: float,
             arch_options: dict[str, Any] | None = None, checkpoints: tuple[float, ...] = (),
-            device: torch.device | str = "cpu") -> dict[str, Any]:
+            device: torch.device | str = "cpu", lr: float = 1e-3) -> dict[str, Any]:
     """Train ``arch`` on ``images.train`` for ``budget`` seconds on ``device`` and measure it on ``images.test``;
     with ``images.noise_free`` also the signal PSNR (to the test images without their pixel noise: what a latent
     can carry), with a ``classifier`` (and test labels) its accuracy on the reconstructions (else None)."""
@@ -224,13 +224,13 @@ def measure(arch: str, size: int, latent: int, images: ImageSet, classifier, bud
         curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": psnr(mse), "signal_psnr": signal})
         return recon, mse
 
-    autoencoder, steps, seconds = train_for(arch, size, latent, images.train, budget, arch_options=arch_options,
+    autoencoder, steps, seconds = train_for(arch, size, latent, images.train, budget, lr=lr, arch_options=arch_options,
                                             checkpoints=checkpoints, on_checkpoint=record_psnr, device=device)
     recon, mse = record_psnr(autoencoder, steps, seconds)
     accuracy = None
     if classifier is not None:
         accuracy = float((classifier(recon).argmax(1) == images.test_labels).double().mean())
-    return {"arch": arch, "size": size, "latent": latent, "arch_options": arch_options or {}, "steps": steps,
+    return {"arch": arch, "size": size, "latent": latent, "arch_options": arch_options or {}, "lr": lr, "steps": steps,
             "seconds": seconds, "images_per_s": steps * 128 / seconds,
             "parameters": sum(p.numel() for p in autoencoder.parameters()),
             "mse": float(mse.mean()), "psnr": curve[-1]["psnr"],
@@ -335,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="seconds of training, 20 score-net steps (checks the script)")
     parser.add_argument("--psnr-at", default="", help="seconds of training at which to record the test PSNR too")
     parser.add_argument("--ldm-channels", default="", help="level channels of ldm, e.g. 16,32,64,64")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate, the same for every arch "
+                        "(the recipes: 1e-3 for conv on the digits, 1e-4 for resnet and ldm on CUB)")
     parser.add_argument("--device", default="cpu", help="where the autoencoders train, e.g. cuda (the classifier and "
                                                         "the measurements run on the CPU)")
     args = parser.parse_args(argv)
@@ -380,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [images.test[:8]]
         for arch in archs:
             record = measure(arch, size, args.latent, images, classifier, args.budget, options[arch], checkpoints,
-                             device)
+                             device, args.lr)
             rows.append(record.pop("reconstructions"))
             record["data"] = args.data
             record["classifier_on_real"] = real
