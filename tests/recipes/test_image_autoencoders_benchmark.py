@@ -109,7 +109,8 @@ def test_photos_run_has_no_classifier_or_ceiling(tmp_path, capsys):
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["data"] == "photos" and last["noise_ceiling_psnr"] == {}
     (record,) = last["records"]
-    assert record["lr"] == 1e-4 and record["data"] == "photos" and record["signal_psnr"] is None and record["noise_ceiling_psnr"] is None
+    assert record["lr"] == 1e-4 and record["data"] == "photos"
+    assert record["signal_psnr"] is None and record["noise_ceiling_psnr"] is None
     assert record["classifier_on_reconstructions"] is None and "mld" not in record and record["psnr"] > 0
     table = (tmp_path / "table.md").read_text()
     assert "| 16 | conv |" in table and "| – | – |" in table and "ceiling" not in table
