@@ -27,8 +27,8 @@ autoencoders train (default cpu; the budget is then that device's wall-clock).
 
 At ``--mld-size`` (default 32 with the digits; none otherwise), an MLD run is built on each: the
 quickstart recipe at that size with the colour modality's autoencoder of that architecture trained for
-the steps it reached in the budget, ``--diffusion-steps`` score-network steps; coherence of every direction and Frechet
-distances by ``mmlatent evaluate``'s code, the same classifiers judging every run.
+the steps it reached in the budget, ``--diffusion-steps`` score-network steps; coherence of every
+direction and Frechet distances by ``mmlatent evaluate``'s code, the same classifiers judging every run.
 
 Writes under ``--out`` (default ``runs/image_autoencoders``): ``table.md``, ``results.json``, one
 run directory per architecture, ``reconstructions_<size>.png`` (test images, then each
@@ -69,7 +69,7 @@ class ImageSet:
     noise_free: torch.Tensor | None = None
 
 
-def load_images(data: str, size: int, root: Path | None = None) -> ImageSet:
+def load_images(data: str, size: int, root: Path = Path("data/birds")) -> ImageSet:
     """The images of ``data`` (one of :data:`DATA`) at ``size``; ``root``: the CUB folder (``data == "cub"``)."""
     if data == "digits":
         (train, train_labels), (test, test_labels) = colour_digits(size, "train"), colour_digits(size, "test")
@@ -77,8 +77,7 @@ def load_images(data: str, size: int, root: Path | None = None) -> ImageSet:
     if data == "photos":
         return ImageSet(photo_crops(size, "train"), photo_crops(size, "test"))
     if data == "cub":
-        return ImageSet(cub_images(root or Path("data/birds"), size, "train"),
-                        cub_images(root or Path("data/birds"), size, "test"))
+        return ImageSet(cub_images(root, size, "train"), cub_images(root, size, "test"))
     raise ValueError(f"unknown data {data!r} (choose among {', '.join(DATA)})")
 
 
@@ -337,8 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ldm-channels", default="", help="level channels of ldm, e.g. 16,32,64,64")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate, the same for every arch "
                         "(the recipes: 1e-3 for conv on the digits, 1e-4 for resnet and ldm on CUB)")
-    parser.add_argument("--device", default="cpu", help="where the autoencoders train, e.g. cuda (the classifier and "
-                                                        "the measurements run on the CPU)")
+    parser.add_argument("--device", default="cpu", help="where the autoencoders train and reconstruct, e.g. cuda "
+                                                        "(the classifier runs on the CPU)")
     args = parser.parse_args(argv)
     checkpoints = tuple(float(s) for s in args.psnr_at.split(",") if s.strip())
     options = {arch: {} for arch in ARCHS}
