@@ -96,20 +96,24 @@ def colour_digits(size: int, split: str, noise: float | None = None) -> tuple[to
     return images, torch.tensor([int(item["label"]) for item in items])
 
 
+def sample_photographs() -> list[torch.Tensor]:
+    """scikit-learn's two sample photographs (china.jpg, flower.jpg; shipped with it): ``(3, 427, 640)`` in [0, 1]."""
+    from sklearn.datasets import load_sample_images
+
+    return [torch.from_numpy(photo.copy()).permute(2, 0, 1).float().div(255) for photo in load_sample_images().images]
+
+
 def photo_crops(size: int, split: str, per_photo: int | None = None, seed: int = 0) -> torch.Tensor:
     """Crops ``(N, 3, size, size)`` at full resolution of scikit-learn's two sample photographs (china.jpg,
     flower.jpg, 427x640, shipped with scikit-learn: no download). The left three quarters of each photograph give
     the training crops (3,500 each), the right quarter the test crops (400 each): no test pixel is seen in
     training. Real photographic detail, unlike the upsampled digits; no labels, no pixel noise added."""
-    from sklearn.datasets import load_sample_images
-
     if split not in ("train", "test"):
         raise ValueError(f"photo crops have splits 'train' and 'test', not {split!r}")
     count = per_photo or (3500 if split == "train" else 400)
     generator = torch.Generator().manual_seed(seed + (split == "test"))
     crops = []
-    for photo in load_sample_images().images:
-        image = torch.from_numpy(photo.copy()).permute(2, 0, 1).float().div(255)  # (3, H, W)
+    for image in sample_photographs():
         height, width = image.shape[1:]
         border = width * 3 // 4
         left, right = (0, border - size) if split == "train" else (border, width - size)
