@@ -4,6 +4,7 @@
                                             [--latent 32] [--mld-size 32] [--diffusion-steps 8000] [--quick]
                                             [--psnr-at 30,60,120] [--ldm-channels 16,32,64,64] [--device cuda]
                                             [--data digits|photos|cub] [--root data/birds] [--lr 1e-3]
+                                            [--schedule constant|cosine]
 
 Data (``--data``): ``digits`` (default), the colour digits of ``digits_pair`` (scikit-learn's handwritten
 digits rendered like SVHN; no download) at each ``--sizes`` side (upsampled from 8x8); ``photos``, crops at
@@ -13,15 +14,17 @@ images under ``--root`` (the ``cub`` dataset's layout and class-disjoint split, 
 with what to download when missing). Only the digits have labels for the classifier (CUB's test classes are
 not among its training ones) and a noise-free version. For every size and architecture, the
 image plugin's autoencoder (its default channels, latent ``--latent``, squared error, Adam ``--lr`` (1e-3),
-batch 128, no augmentation) trains on the training images for ``--budget`` seconds of wall-clock
-(the same for every architecture; run it alone on the machine), then on the test images:
+constant or annealed to 0 along a cosine over the budget (``--schedule``), batch 128, no augmentation)
+trains on the training images for ``--budget`` seconds of wall-clock (the same for every architecture; run
+it alone on the machine), then on the test images:
 reconstruction MSE per pixel, PSNR (mean over images of 10 log10(1 / MSE)), the PSNR against the
 same test images without their pixel noise (std 0.05: a 32-dimensional latent cannot carry it, so
 the plain PSNR of even a perfect reconstruction is that of the noise-free images, printed as the
 ceiling, 26.2 dB at 32x32; the signal PSNR has no such ceiling), the accuracy of a
 colour classifier (trained once per size on the real training images) on the reconstructions, and
 the training speed in images/s. ``--psnr-at`` also records the test PSNR at those seconds of training
-(the evaluation's time not counted), the curve that shows whether an architecture has converged;
+(the evaluation's time not counted) and the PSNR on 1,000 training images, the curve that shows whether an
+architecture has converged, or overfits (training PSNR rising, test PSNR falling);
 ``--ldm-channels`` sets ``ldm``'s level channels (default: the plugin's); ``--device`` where the
 autoencoders train (default cpu; the budget is then that device's wall-clock).
 
@@ -54,6 +57,8 @@ import baselines  # noqa: E402  (training and evaluation as benchmarks/baselines
 REPO = Path(__file__).resolve().parents[1]
 ARCHS = ("conv", "resnet", "ldm")
 DATA = ("digits", "photos", "cub")
+SCHEDULES = ("constant", "cosine")
+TRAIN_PROBE = 1000  # training images whose PSNR the curve records beside the test PSNR
 
 
 @dataclass
@@ -180,13 +185,24 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def learning_rate(lr: float, schedule: str, trained: float, budget: float) -> float:
+    """Adam's rate after ``trained`` of ``budget`` seconds: ``lr`` throughout (``constant``), or from ``lr`` down
+    to 0 along half a cosine over the wall-clock budget (``cosine``: every architecture ends annealed however
+    many steps it made)."""
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        return lr * 0.5 * (1 + math.cos(math.pi * min(trained / budget, 1.0)))
+    raise ValueError(f"unknown schedule {schedule!r} (constant or cosine)")
+
+
 def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: float, batch: int = 128,
               lr: float = 1e-3, arch_options: dict[str, Any] | None = None,
               checkpoints: tuple[float, ...] = (), on_checkpoint=None,
-              device: torch.device | str = "cpu") -> tuple[Any, int, float]:
+              device: torch.device | str = "cpu", schedule: str = "constant") -> tuple[Any, int, float]:
     """Train the ``arch`` autoencoder on ``images`` for ``budget`` seconds on ``device``: (autoencoder, steps, seconds).
-    At each of ``checkpoints`` (seconds of training) ``on_checkpoint(autoencoder, steps, seconds)`` is called;
-    its time is not counted."""
+    The rate follows ``learning_rate(lr, schedule, ...)``. At each of ``checkpoints`` (seconds of training)
+    ``on_checkpoint(autoencoder, steps, seconds)`` is called; its time is not counted."""
     device = torch.device(device)
     torch.manual_seed(0)
     autoencoder = image_modality(arch, size, latent, arch_options).build_autoencoder().to(device)
@@ -197,7 +213,9 @@ def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: f
     for mark in sorted({*(c for c in checkpoints if c < budget), budget}):
         autoencoder.train()
         started = time.perf_counter()
-        while trained + time.perf_counter() - started < mark:
+        while (elapsed := trained + time.perf_counter() - started) < mark:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(lr, schedule, elapsed, budget)
             x = images[torch.randint(len(images), (batch,), generator=generator)]
             loss = autoencoder.training_loss(x)
             optimizer.zero_grad(set_to_none=True)
@@ -213,27 +231,34 @@ def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: f
 
 def measure(arch: str, size: int, latent: int, images: ImageSet, classifier, budget: float,
             arch_options: dict[str, Any] | None = None, checkpoints: tuple[float, ...] = (),
-            device: torch.device | str = "cpu", lr: float = 1e-3) -> dict[str, Any]:
+            device: torch.device | str = "cpu", lr: float = 1e-3, schedule: str = "constant") -> dict[str, Any]:
     """Train ``arch`` on ``images.train`` for ``budget`` seconds on ``device`` and measure it on ``images.test``;
     with ``images.noise_free`` also the signal PSNR (to the test images without their pixel noise: what a latent
-    can carry), with a ``classifier`` (and test labels) its accuracy on the reconstructions (else None)."""
+    can carry), with a ``classifier`` (and test labels) its accuracy on the reconstructions (else None). The
+    curve also has the PSNR on the first ``TRAIN_PROBE`` training images (test far below it: overfitting;
+    both low: the architecture has not fitted yet)."""
     curve: list[dict[str, float | None]] = []
+    probe = images.train[:TRAIN_PROBE]
 
     def record_psnr(autoencoder, steps: int, seconds: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Append the test PSNRs now to ``curve``: the reconstructions ``(N, C, H, W)`` and their error ``(N,)``."""
         recon = reconstruct(autoencoder, images.test)
         mse = per_image_mse(recon, images.test)
         signal = None if images.noise_free is None else psnr(per_image_mse(recon, images.noise_free))
-        curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": psnr(mse), "signal_psnr": signal})
+        train = psnr(per_image_mse(reconstruct(autoencoder, probe), probe))
+        curve.append({"seconds": round(seconds, 1), "steps": steps, "psnr": psnr(mse), "signal_psnr": signal,
+                      "train_psnr": train})
         return recon, mse
 
     autoencoder, steps, seconds = train_for(arch, size, latent, images.train, budget, lr=lr, arch_options=arch_options,
-                                            checkpoints=checkpoints, on_checkpoint=record_psnr, device=device)
+                                            checkpoints=checkpoints, on_checkpoint=record_psnr, device=device,
+                                            schedule=schedule)
     recon, mse = record_psnr(autoencoder, steps, seconds)
     accuracy = None
     if classifier is not None:
         accuracy = float((classifier(recon).argmax(1) == images.test_labels).double().mean())
-    return {"arch": arch, "size": size, "latent": latent, "arch_options": arch_options or {}, "lr": lr, "steps": steps,
+    return {"arch": arch, "size": size, "latent": latent, "arch_options": arch_options or {}, "lr": lr,
+            "schedule": schedule, "steps": steps,
             "seconds": seconds, "images_per_s": steps * 128 / seconds,
             "parameters": sum(p.numel() for p in autoencoder.parameters()),
             "mse": float(mse.mean()), "psnr": curve[-1]["psnr"],
@@ -303,10 +328,11 @@ def curve_table(records: list[dict[str, Any]]) -> str:
     """The PSNR (dB) at every recorded moment of training, one row per size and arch ("" without checkpoints)."""
     if not any(len(r["psnr_curve"]) > 1 for r in records):
         return ""
-    lines = ["", "| size | arch | test PSNR / to noise-free (dB) at seconds of training (steps) |", "|---|---|---|"]
+    lines = ["", "| size | arch | PSNR (dB) test / test to noise-free / training images, at seconds of training (steps) |",
+             "|---|---|---|"]
     for r in records:
-        cells = ", ".join(f"{p['seconds']:.0f} s ({p['steps']}): {p['psnr']:.2f} / {cell(p['signal_psnr'])}"
-                          for p in r["psnr_curve"])
+        cells = ", ".join(f"{p['seconds']:.0f} s ({p['steps']}): {p['psnr']:.2f} / {cell(p['signal_psnr'])} / "
+                          f"{p['train_psnr']:.2f}" for p in r["psnr_curve"])
         lines.append(f"| {r['size']} | {r['arch']} | {cells} |")
     return "\n".join(lines)
 
@@ -340,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ldm-channels", default="", help="level channels of ldm, e.g. 16,32,64,64")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate, the same for every arch "
                         "(the recipes: 1e-3 for conv on the digits, 1e-4 for resnet and ldm on CUB)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="constant", help="the rate over the budget: "
+                        "constant, or cosine (annealed to 0 at the budget's end, whatever the steps)")
     parser.add_argument("--device", default="cpu", help="where the autoencoders train and reconstruct, e.g. cuda "
                                                         "(the classifier runs on the CPU)")
     args = parser.parse_args(argv)
@@ -385,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [images.test[:8]]
         for arch in archs:
             record = measure(arch, size, args.latent, images, classifier, args.budget, options[arch], checkpoints,
-                             device, args.lr)
+                             device, args.lr, args.schedule)
             rows.append(record.pop("reconstructions"))
             record["data"] = args.data
             record["classifier_on_real"] = real
@@ -403,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "table.md").write_text(text + "\n")
     (args.out / "results.json").write_text(json.dumps(records, indent=1))
     print(text)
-    print(json.dumps({"budget_s": args.budget, "data": args.data, "device": str(device),
+    print(json.dumps({"budget_s": args.budget, "data": args.data, "device": str(device), "schedule": args.schedule,
                       "noise_ceiling_psnr": ceilings, "records": records}))
     return 0 if all(math.isfinite(r["psnr"]) for r in records) else 1
 

@@ -52,6 +52,7 @@ def test_quick_run(tmp_path, capsys):
         first, last_point = record["psnr_curve"]
         assert 1.0 <= first["seconds"] <= last_point["seconds"] and 1 <= first["steps"] <= last_point["steps"] == record["steps"]
         assert first["psnr"] > 0 and last_point["psnr"] == record["psnr"]
+        assert first["train_psnr"] > 0 and last_point["train_psnr"] > 0 and record["schedule"] == "constant"
         assert last_point["signal_psnr"] == record["signal_psnr"] > 0
         # the ceiling: the noise-free test images against the test images (noise std 0.05 -> about 26 dB)
         assert record["noise_ceiling_psnr"] == last["noise_ceiling_psnr"]["16"]
@@ -63,7 +64,7 @@ def test_quick_run(tmp_path, capsys):
     assert (tmp_path / "reconstructions_16.png").stat().st_size > 1000
     table = (tmp_path / "table.md").read_text()
     assert "PSNR of the noise-free test images against the test images (the ceiling): 16x16:" in table
-    assert "| 16 | ldm |" in table and "| ldm (16x16) |" in table and "test PSNR / to noise-free (dB) at seconds" in table
+    assert "| 16 | ldm |" in table and "| ldm (16x16) |" in table and "test / test to noise-free / training images" in table
     judge = (tmp_path / "mld_conv" / "classifiers" / "color.safetensors").read_bytes()
     assert (tmp_path / "mld_ldm" / "classifiers" / "color.safetensors").read_bytes() == judge
 
@@ -99,11 +100,11 @@ def test_photo_crops_come_from_the_photographs_and_the_test_quarter_is_held_out(
 
 def test_photos_run_has_no_classifier_or_ceiling(tmp_path, capsys):
     assert bench.main(["--out", str(tmp_path), "--data", "photos", "--sizes", "16", "--archs", "conv", "--quick",
-                       "--lr", "1e-4"]) == 0
+                       "--lr", "1e-4", "--schedule", "cosine"]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert last["data"] == "photos" and last["noise_ceiling_psnr"] == {}
+    assert last["data"] == "photos" and last["noise_ceiling_psnr"] == {} and last["schedule"] == "cosine"
     (record,) = last["records"]
-    assert record["lr"] == 1e-4 and record["data"] == "photos"
+    assert record["lr"] == 1e-4 and record["data"] == "photos" and record["schedule"] == "cosine"
     assert record["signal_psnr"] is None and record["noise_ceiling_psnr"] is None
     assert record["classifier_on_reconstructions"] is None and "mld" not in record and record["psnr"] > 0
     table = (tmp_path / "table.md").read_text()
@@ -111,6 +112,29 @@ def test_photos_run_has_no_classifier_or_ceiling(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:  # the MLD runs are the quickstart's: digits only
         bench.main(["--out", str(tmp_path), "--data", "photos", "--mld-size", "16", "--quick"])
     assert exit_info.value.code == 2
+
+
+def test_cosine_schedule_anneals_over_the_wall_clock_budget(monkeypatch):
+    assert bench.learning_rate(1e-3, "constant", 7.0, 10.0) == 1e-3
+    assert bench.learning_rate(1e-3, "cosine", 0.0, 10.0) == pytest.approx(1e-3)
+    assert bench.learning_rate(1e-3, "cosine", 5.0, 10.0) == pytest.approx(5e-4)
+    assert bench.learning_rate(1e-3, "cosine", 2.5, 10.0) == pytest.approx(1e-3 * (2 + 2**0.5) / 4)
+    assert bench.learning_rate(1e-3, "cosine", 12.0, 10.0) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        bench.learning_rate(1e-3, "linear", 1.0, 10.0)
+    rates: list[float] = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def step(self, *args, **kwargs):
+            rates.append(self.param_groups[0]["lr"])
+            return super().step(*args, **kwargs)
+
+    monkeypatch.setattr(bench.torch.optim, "Adam", RecordingAdam)
+    images = bench.colour_digits(16, "test")[0][:64]
+    _, steps, seconds = bench.train_for("conv", 16, 8, images, 1.5, batch=8, schedule="cosine", lr=1e-3)
+    assert len(rates) == steps >= 10 and seconds >= 1.5
+    assert rates[0] > 0.95e-3 and rates[-1] < 0.1e-3  # from the full rate to nearly 0 at the budget's end
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
 
 
 def test_cub_images_from_the_dataset_folder(tmp_path, capsys):
