@@ -4,7 +4,7 @@
                                             [--latent 32] [--mld-size 32] [--diffusion-steps 8000] [--quick]
                                             [--psnr-at 30,60,120] [--ldm-channels 16,32,64,64] [--device cuda]
                                             [--data digits|photos|cub] [--root data/birds] [--lr 1e-3]
-                                            [--schedule constant|cosine]
+                                            [--schedule constant|cosine] [--augment]
 
 Data (``--data``): ``digits`` (default), the colour digits of ``digits_pair`` (scikit-learn's handwritten
 digits rendered like SVHN; no download) at each ``--sizes`` side (upsampled from 8x8); ``photos``, crops at
@@ -14,9 +14,9 @@ images under ``--root`` (the ``cub`` dataset's layout and class-disjoint split, 
 with what to download when missing). Only the digits have labels for the classifier (CUB's test classes are
 not among its training ones) and a noise-free version. For every size and architecture, the
 image plugin's autoencoder (its default channels, latent ``--latent``, squared error, Adam ``--lr`` (1e-3),
-constant or annealed to 0 along a cosine over the budget (``--schedule``), batch 128, no augmentation)
-trains on the training images for ``--budget`` seconds of wall-clock (the same for every architecture; run
-it alone on the machine), then on the test images:
+constant or annealed to 0 along a cosine over the budget (``--schedule``), batch 128, TrivialAugmentWide
+with ``--augment``, else none) trains on the training images for ``--budget`` seconds of wall-clock (the
+same for every architecture; run it alone on the machine), then on the test images:
 reconstruction MSE per pixel, PSNR (mean over images of 10 log10(1 / MSE)), the PSNR against the
 same test images without their pixel noise (std 0.05: a 32-dimensional latent cannot carry it, so
 the plain PSNR of even a perfect reconstruction is that of the noise-free images, printed as the
@@ -201,11 +201,13 @@ def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: f
               checkpoints: tuple[float, ...] = (), on_checkpoint=None,
               device: torch.device | str = "cpu", schedule: str = "constant") -> tuple[Any, int, float]:
     """Train the ``arch`` autoencoder on ``images`` for ``budget`` seconds on ``device``: (autoencoder, steps, seconds).
-    The rate follows ``learning_rate(lr, schedule, ...)``. At each of ``checkpoints`` (seconds of training)
+    The rate follows ``learning_rate(lr, schedule, ...)``; with ``augment`` in ``arch_options`` the batches
+    are augmented as the modality trains them (TrivialAugmentWide per image). At each of ``checkpoints`` (seconds of training)
     ``on_checkpoint(autoencoder, steps, seconds)`` is called; its time is not counted."""
     device = torch.device(device)
     torch.manual_seed(0)
-    autoencoder = image_modality(arch, size, latent, arch_options).build_autoencoder().to(device)
+    modality = image_modality(arch, size, latent, arch_options)
+    autoencoder = modality.build_autoencoder().to(device)
     images = images.to(device)
     optimizer = torch.optim.Adam(autoencoder.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(0)
@@ -216,7 +218,7 @@ def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: f
         while (elapsed := trained + time.perf_counter() - started) < mark:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(lr, schedule, elapsed, budget)
-            x = images[torch.randint(len(images), (batch,), generator=generator)]
+            x = modality.augment(images[torch.randint(len(images), (batch,), generator=generator)])
             loss = autoencoder.training_loss(x)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -368,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(the recipes: 1e-3 for conv on the digits, 1e-4 for resnet and ldm on CUB)")
     parser.add_argument("--schedule", choices=SCHEDULES, default="constant", help="the rate over the budget: "
                         "constant, or cosine (annealed to 0 at the budget's end, whatever the steps)")
+    parser.add_argument("--augment", action="store_true", help="TrivialAugmentWide on every arch's training "
+                        "batches (the image modality's augment option; the MLD runs' autoencoders too)")
     parser.add_argument("--device", default="cpu", help="where the autoencoders train and reconstruct, e.g. cuda "
                                                         "(the classifier runs on the CPU)")
     args = parser.parse_args(argv)
@@ -375,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     options = {arch: {} for arch in ARCHS}
     if args.ldm_channels:
         options["ldm"] = {"conv_channels": [int(c) for c in args.ldm_channels.split(",")]}
+    if args.augment:
+        options = {arch: {**arch_options, "augment": True} for arch, arch_options in options.items()}
     if args.quick:
         args.budget, args.diffusion_steps, args.limit, args.classifier_epochs = 2.0, 20, 30, 1
     sizes = [int(s) for s in args.sizes.split(",")]

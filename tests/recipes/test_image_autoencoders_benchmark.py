@@ -137,6 +137,25 @@ def test_cosine_schedule_anneals_over_the_wall_clock_budget(monkeypatch):
     assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
 
 
+def test_augment_reaches_every_training_batch(tmp_path, capsys, monkeypatch):
+    modality_class = type(bench.image_modality("conv", 16, 8))
+    augmented: list[tuple[bool, tuple[int, ...]]] = []
+    original = modality_class.augment
+
+    def recording_augment(self, x):
+        augmented.append((self.options.augment, tuple(x.shape)))
+        return original(self, x)
+
+    monkeypatch.setattr(modality_class, "augment", recording_augment)
+    images = bench.colour_digits(16, "test")[0][:64]
+    _, steps, _ = bench.train_for("conv", 16, 8, images, 0.5, batch=8, arch_options={"augment": True})
+    assert len(augmented) == steps >= 1 and all(on and shape == (8, 3, 16, 16) for on, shape in augmented)
+    assert bench.main(["--out", str(tmp_path), "--data", "photos", "--sizes", "16", "--archs", "conv,ldm",
+                       "--ldm-channels", "8,16", "--quick", "--augment"]) == 0
+    records = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["records"]
+    assert [r["arch_options"] for r in records] == [{"augment": True}, {"conv_channels": [8, 16], "augment": True}]
+
+
 def test_cub_images_from_the_dataset_folder(tmp_path, capsys):
     from mmlatent_image.testing import write_cub
 
