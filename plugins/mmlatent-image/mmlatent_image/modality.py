@@ -91,22 +91,15 @@ class ImageModality(Modality):
         return x.clamp(0.0, 1.0) if low < 0.0 or high > 1.0 else x
 
     def augment(self, x: Tensor) -> Tensor:
-        """TrivialAugmentWide per image when ``augment`` is on (a fresh draw per image); else ``x``."""
+        """TrivialAugmentWide when ``augment`` is on (a fresh draw per image, the whole batch at once on its
+        device: :func:`mmlatent_image.augmentation.trivial_augment_wide`); else ``x``."""
         if not self.options.augment:
             return x
-        from torchvision.transforms import v2
+        from mmlatent_image.augmentation import trivial_augment_wide
 
-        transform = v2.TrivialAugmentWide()
         pixels = (x.detach().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
         colour, alpha = (pixels[:, :3], pixels[:, 3:]) if self.options.channels == 4 else (pixels, None)
-        # One small image at a time: intra-op threads only add overhead here (10-50x on a busy CPU).
-        threads = torch.get_num_threads()
-        if x.device.type == "cpu":
-            torch.set_num_threads(1)
-        try:
-            out = torch.stack([transform(img) for img in colour])
-        finally:
-            torch.set_num_threads(threads)
+        out = trivial_augment_wide(colour)
         if alpha is not None:  # colour operations need 1 or 3 channels: augment RGB, keep alpha
             out = torch.cat([out, alpha], dim=1)
         return out.to(x.dtype) / 255.0
