@@ -91,15 +91,15 @@ def trivial_augment_wide(images: Tensor, generator: torch.Generator | None = Non
 
 
 def apply_operation(operation: str, images: Tensor, magnitude: Tensor) -> Tensor:
-    """``operation`` on uint8 ``images`` ``(K, C, H, W)`` with per-image signed ``magnitude`` ``(K,)`` (float64,
-    on any device); what torchvision's TrivialAugmentWide does to each image with that magnitude."""
+    """``operation`` on uint8 ``images`` ``(K, C, H, W)`` with per-image signed ``magnitude`` ``(K,)`` (float64;
+    the arithmetic on magnitudes runs on the CPU, the pixels stay on their device); what torchvision's TrivialAugmentWide does to each image with that magnitude."""
     if operation == "Identity":
         return images.clone()
     if operation in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"):
         return _geometric(operation, images, magnitude.double().cpu())
-    factor = (1.0 + magnitude).to(images.device).view(-1, 1, 1, 1)
+    factor = (1.0 + magnitude.double().cpu()).view(-1, 1, 1, 1)  # float64 here; float32 on the device
     if operation == "Brightness":
-        return images.mul(factor.float()).clamp_(0, 255).to(torch.uint8)
+        return images.mul(factor.float().to(images.device)).clamp_(0, 255).to(torch.uint8)
     if operation == "Color":
         return images.clone() if images.shape[1] == 1 else _blend(images, _grayscale(images), factor)
     if operation == "Contrast":
@@ -108,11 +108,11 @@ def apply_operation(operation: str, images: Tensor, magnitude: Tensor) -> Tensor
     if operation == "Sharpness":
         return _sharpen(images, factor)
     if operation == "Posterize":
-        bits = magnitude.to(torch.int64).view(-1, 1, 1, 1)
+        bits = magnitude.cpu().to(torch.int64).view(-1, 1, 1, 1)
         mask = ((255 << (8 - bits.clamp(max=8))) & 255).to(torch.uint8).to(images.device)
         return images & mask
     if operation == "Solarize":
-        threshold = (255.0 * magnitude).float().to(images.device).view(-1, 1, 1, 1)
+        threshold = (255.0 * magnitude.double().cpu()).float().to(images.device).view(-1, 1, 1, 1)
         return torch.where(images.float() >= threshold, 255 - images, images)
     if operation == "AutoContrast":
         return TF.autocontrast(images)
@@ -128,10 +128,11 @@ def _grayscale(images: Tensor) -> Tensor:
 
 
 def _blend(images: Tensor, other: Tensor, ratio: Tensor) -> Tensor:
-    """``ratio * images + (1 - ratio) * other`` per image (``ratio`` ``(K, 1, 1, 1)`` float64), clamped, truncated to
-    uint8 as torchvision's ``_blend``."""
-    scaled = images.mul(ratio.float())  # addcmul rounds once, as torchvision's add with alpha: the same pixels
-    mixed = scaled.addcmul_(other.expand_as(scaled), (1.0 - ratio).float().expand_as(scaled))
+    """``ratio * images + (1 - ratio) * other`` per image (``ratio`` ``(K, 1, 1, 1)`` float64 on the CPU), clamped,
+    truncated to uint8 as torchvision's ``_blend``."""
+    scaled = images.mul(ratio.float().to(images.device))
+    rest = (1.0 - ratio).float().to(images.device)  # addcmul rounds once, as torchvision's add with alpha
+    mixed = scaled.addcmul_(other.expand_as(scaled), rest.expand_as(scaled))
     return mixed.clamp_(0, 255).to(torch.uint8)
 
 
@@ -147,7 +148,7 @@ def _sharpen(images: Tensor, factor: Tensor) -> Tensor:
     blurred = F.conv2d(output, kernel, groups=channels).round_()
     interior = output[..., 1:-1, 1:-1]
     difference = blurred.sub_(interior)
-    interior.addcmul_(difference, (1.0 - factor).float().expand_as(difference))
+    interior.addcmul_(difference, (1.0 - factor).float().to(images.device).expand_as(difference))
     return output.clamp_(0, 255).to(torch.uint8)
 
 
@@ -207,7 +208,7 @@ def _sample(images: Tensor, theta: Tensor) -> Tensor:
     """Nearest-neighbour resampling of uint8 ``images`` ``(K, C, H, W)`` through per-image inverse maps ``theta``
     ``(K, 2, 3)`` (pixel coordinates centred on the image), zeros outside, as torchvision's affine grid."""
     count, height, width = images.shape[0], images.shape[-2], images.shape[-1]
-    theta = theta.to(device=images.device, dtype=torch.float32)
+    theta = theta.float().to(images.device)  # float64 math on the CPU, float32 on the device (as torchvision)
     base = torch.empty(1, height, width, 3, device=images.device)
     base[..., 0].copy_(torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, steps=width, device=images.device))
     base[..., 1].copy_(torch.linspace((1.0 - height) * 0.5, (height - 1.0) * 0.5, steps=height,
