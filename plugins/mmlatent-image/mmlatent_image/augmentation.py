@@ -92,7 +92,8 @@ def trivial_augment_wide(images: Tensor, generator: torch.Generator | None = Non
 
 def apply_operation(operation: str, images: Tensor, magnitude: Tensor) -> Tensor:
     """``operation`` on uint8 ``images`` ``(K, C, H, W)`` with per-image signed ``magnitude`` ``(K,)`` (float64;
-    the arithmetic on magnitudes runs on the CPU, the pixels stay on their device); what torchvision's TrivialAugmentWide does to each image with that magnitude."""
+    the arithmetic on magnitudes runs on the CPU, the pixels stay on their device): what torchvision's
+    TrivialAugmentWide does to each image with that magnitude."""
     if operation == "Identity":
         return images.clone()
     if operation in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"):
