@@ -223,6 +223,14 @@ def test_trivial_augment_changes_images_and_keeps_the_range():
     assert grey.shape == (8, 1, 16, 16)
 
 
+def test_augment_keeps_the_alpha_channel():
+    torch.manual_seed(1)
+    x = (torch.rand(32, 4, 16, 16) * 255).round() / 255
+    y = build({"channels": 4, "size": 16, "augment": True}).augment(x)
+    assert y.shape == x.shape and torch.equal(y[:, 3], x[:, 3])
+    assert int(((y[:, :3] - x[:, :3]).flatten(1).abs().amax(1) > 1e-6).sum()) >= 8  # the colour is augmented
+
+
 def test_classifier_shapes():
     for options in ({"channels": 1, "size": 16}, {"channels": 3, "size": 32, "arch": "conv"}, {"channels": 3, "size": 64, "arch": "resnet"}):
         modality = build(options)
