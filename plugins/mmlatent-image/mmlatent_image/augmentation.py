@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
-__all__ = ["MAGNITUDE_BINS", "OPERATIONS", "SIGNED", "Draw", "apply_operation", "draw", "magnitudes", "trivial_augment_wide"]
+__all__ = ["MAGNITUDE_BINS", "OPERATIONS", "SIGNED", "Draw", "apply_operation", "draw", "magnitudes",
+           "trivial_augment_wide"]
 
 #: TrivialAugmentWide's operations, in torchvision's order; each image draws one, uniformly.
 OPERATIONS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color", "Contrast",
