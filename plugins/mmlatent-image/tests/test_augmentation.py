@@ -52,6 +52,15 @@ def test_every_operation_and_magnitude_gives_torchvisions_pixels(operation, shap
             assert torch.equal(result, reference(image, operation, magnitude)), (operation, magnitude)
 
 
+def test_the_space_is_torchvisions():
+    space = REFERENCE._AUGMENTATION_SPACE  # operation -> (magnitudes(bins, height, width), signed)
+    assert OPERATIONS == tuple(space)
+    for operation, (table, signed) in space.items():
+        theirs, mine = table(MAGNITUDE_BINS, 32, 32), magnitudes(operation)
+        assert (theirs is None and mine is None) or torch.equal(theirs, mine), operation
+        assert (operation in SIGNED) == signed, operation
+
+
 def test_draw_covers_torchvisions_space():
     count = 14_000
     plan = draw(count, torch.Generator().manual_seed(1))
