@@ -202,8 +202,9 @@ def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: f
               device: torch.device | str = "cpu", schedule: str = "constant") -> tuple[Any, int, float]:
     """Train the ``arch`` autoencoder on ``images`` for ``budget`` seconds on ``device``: (autoencoder, steps, seconds).
     The rate follows ``learning_rate(lr, schedule, ...)``; with ``augment`` in ``arch_options`` the batches
-    are augmented as the modality trains them (TrivialAugmentWide per image). At each of ``checkpoints`` (seconds of training)
-    ``on_checkpoint(autoencoder, steps, seconds)`` is called; its time is not counted."""
+    are augmented as the modality trains them (``ImageModality.augment``: TrivialAugmentWide, one draw per
+    image). At each of ``checkpoints`` (seconds of training) ``on_checkpoint(autoencoder, steps, seconds)`` is
+    called; its time is not counted."""
     device = torch.device(device)
     torch.manual_seed(0)
     modality = image_modality(arch, size, latent, arch_options)
@@ -330,8 +331,8 @@ def curve_table(records: list[dict[str, Any]]) -> str:
     """The PSNR (dB) at every recorded moment of training, one row per size and arch ("" without checkpoints)."""
     if not any(len(r["psnr_curve"]) > 1 for r in records):
         return ""
-    lines = ["", "| size | arch | PSNR (dB) test / test to noise-free / training images, at seconds of training (steps) |",
-             "|---|---|---|"]
+    lines = ["", "| size | arch | PSNR (dB) test / test to noise-free / training images, "
+             "at seconds of training (steps) |", "|---|---|---|"]
     for r in records:
         cells = ", ".join(f"{p['seconds']:.0f} s ({p['steps']}): {p['psnr']:.2f} / {cell(p['signal_psnr'])} / "
                           f"{p['train_psnr']:.2f}" for p in r["psnr_curve"])

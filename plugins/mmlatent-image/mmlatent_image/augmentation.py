@@ -93,13 +93,14 @@ def trivial_augment_wide(images: Tensor, generator: torch.Generator | None = Non
 
 def apply_operation(operation: str, images: Tensor, magnitude: Tensor) -> Tensor:
     """``operation`` on uint8 ``images`` ``(K, C, H, W)`` with per-image signed ``magnitude`` ``(K,)`` (float64;
-    the arithmetic on magnitudes runs on the CPU, the pixels stay on their device): what torchvision's
+    any device: the arithmetic on magnitudes runs on the CPU, the pixels stay on their device): what torchvision's
     TrivialAugmentWide does to each image with that magnitude."""
     if operation == "Identity":
         return images.clone()
+    magnitude = magnitude.double().cpu()
     if operation in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"):
-        return _geometric(operation, images, magnitude.double().cpu())
-    factor = (1.0 + magnitude.double().cpu()).view(-1, 1, 1, 1)  # float64 here; float32 on the device
+        return _geometric(operation, images, magnitude)
+    factor = (1.0 + magnitude).view(-1, 1, 1, 1)  # float64 here; float32 on the device
     if operation == "Brightness":
         return images.mul(factor.float().to(images.device)).clamp_(0, 255).to(torch.uint8)
     if operation == "Color":
@@ -110,11 +111,11 @@ def apply_operation(operation: str, images: Tensor, magnitude: Tensor) -> Tensor
     if operation == "Sharpness":
         return _sharpen(images, factor)
     if operation == "Posterize":
-        bits = magnitude.cpu().to(torch.int64).view(-1, 1, 1, 1)
+        bits = magnitude.to(torch.int64).view(-1, 1, 1, 1)
         mask = ((255 << (8 - bits.clamp(max=8))) & 255).to(torch.uint8).to(images.device)
         return images & mask
     if operation == "Solarize":
-        threshold = (255.0 * magnitude.double().cpu()).float().to(images.device).view(-1, 1, 1, 1)
+        threshold = (255.0 * magnitude).float().to(images.device).view(-1, 1, 1, 1)
         return torch.where(images.float() >= threshold, 255 - images, images)
     if operation == "AutoContrast":
         return TF.autocontrast(images)
@@ -163,20 +164,16 @@ def _geometric(operation: str, images: Tensor, magnitude: Tensor) -> Tensor:
     if operation == "Rotate":
         angle = magnitude % 360
         sampled = torch.ones_like(angle, dtype=torch.bool)
-        for quarter in (0, 1, 2, 3):
+        for quarter in (0, 1, 2, 3) if height == width else (0, 2):
             exact = angle == 90.0 * quarter
-            if quarter % 2 == 1 and height != width:
-                continue
             sampled &= ~exact
             if bool(exact.any()):
                 index = exact.nonzero().flatten().to(images.device)
                 out[index] = torch.rot90(images[index], k=quarter, dims=(-2, -1))
-        if not bool(sampled.any()):
-            return out
-        index = sampled.nonzero().flatten()
-        theta = _inverse_affine(zeros[index], zeros[index], -angle[index], zeros[index], zeros[index], zeros[index],
-                                zeros[index])
-        out[index.to(images.device)] = _sample(images[index.to(images.device)], theta)
+        if bool(sampled.any()):
+            none = zeros[sampled]
+            index = sampled.nonzero().flatten().to(images.device)
+            out[index] = _sample(images[index], _inverse_affine(none, none, -angle[sampled], none, none, none, none))
         return out
     if operation in ("ShearX", "ShearY"):
         shear = torch.rad2deg(torch.atan(magnitude))
