@@ -20,7 +20,9 @@ same for every architecture; run it alone on the machine), then on the test imag
 reconstruction MSE per pixel, PSNR (mean over images of 10 log10(1 / MSE)), the PSNR against the
 same test images without their pixel noise (std 0.05: a 32-dimensional latent cannot carry it, so
 the plain PSNR of even a perfect reconstruction is that of the noise-free images, printed as the
-ceiling, 26.2 dB at 32x32; the signal PSNR has no such ceiling), the accuracy of a
+ceiling, 26.2 dB at 32x32; the signal PSNR has no such ceiling; beside it, that of a reference code of
+``--latent`` numbers given each rendering's colours and shift, the digit coded by its leading principal
+components: ``factorised_code_psnr``, ``benchmarks/digit_codes.py``), the accuracy of a
 colour classifier (trained once per size on the real training images) on the reconstructions, and
 the training speed in images/s. ``--psnr-at`` also records the test PSNR at those seconds of training
 (the evaluation's time not counted) and the PSNR on 1,000 training images, the curve that shows whether an
@@ -58,6 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 ARCHS = ("conv", "resnet", "ldm")
 DATA = ("digits", "photos", "cub")
 SCHEDULES = ("constant", "cosine")
+RENDERING_NUMBERS = 8  # what a colour digit is beside its shape: foreground and background colour, shift (y, x)
 TRAIN_PROBE = 1000  # training images whose PSNR the curve records beside the test PSNR
 
 
@@ -86,6 +89,11 @@ def load_images(data: str, size: int, root: Path = Path("data/birds")) -> ImageS
     raise ValueError(f"unknown data {data!r} (choose among {', '.join(DATA)})")
 
 
+def digits_options(size: int, noise: float | None = None) -> dict[str, Any]:
+    """The ``digits_pair`` options of the benchmark's colour digits at ``size`` (``noise``: default the dataset's)."""
+    return {"k": 5, "captions": False, "seed": 0, "size": size, **({} if noise is None else {"noise": noise})}
+
+
 def colour_digits(size: int, split: str, noise: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The colour digits of ``digits_pair``'s ``split`` at ``size``: images (N, 3, size, size) in [0, 1], labels (N,).
     ``noise``: the std of their pixel noise (default: the dataset's); the digits, colours and shifts do not
@@ -93,12 +101,61 @@ def colour_digits(size: int, split: str, noise: float | None = None) -> tuple[to
     from mmlatent.plugins import get_registry
 
     spec = get_registry().dataset("digits_pair")
-    options = {"k": 5, "captions": False, "seed": 0, "size": size, **({} if noise is None else {"noise": noise})}
-    dataset = spec.build(spec.validate_options(options), split)
+    dataset = spec.build(spec.validate_options(digits_options(size, noise)), split)
     modality = image_modality("conv", size, 32)
     items = [dataset[i] for i in range(len(dataset))]
     images = torch.stack([modality.preprocess(item["color"]) for item in items])
     return images, torch.tensor([int(item["label"]) for item in items])
+
+
+def factorised_code_psnr(images: ImageSet, size: int, latent: int) -> tuple[float, float] | None:
+    """PSNR (test images, their noise-free renderings) of a reference code of ``latent`` numbers for the colour
+    digits' test images ``images.test`` ``(N, 3, size, size)``: each rendering's colours and shift exactly
+    (:data:`RENDERING_NUMBERS`) and its digit's projection on the leading ``latent - 8`` principal components of
+    the training digits (8x8), rendered as the dataset renders them. It is what a code that takes the rendering
+    apart and codes the shape linearly reaches; a nonlinear shape code may do better (``benchmarks/digit_codes.py``),
+    no code better than the noise ceiling. None when ``latent`` leaves no number for the shape."""
+    if latent <= RENDERING_NUMBERS:
+        return None
+    digits = digit_shapes()
+    train = digits[digit_split(size, "train")].double()
+    mean = train.mean(0)
+    components = torch.linalg.svd(train - mean, full_matrices=False).Vh[: latent - RENDERING_NUMBERS]  # (k, 64)
+    return rendered_shapes_psnr(images, size, ((digits.double() - mean) @ components.T @ components + mean).float())
+
+
+def digit_shapes() -> torch.Tensor:
+    """Every digit of ``digits_pair`` (scikit-learn's 1,797) as the shape the renderings draw: ``(1797, 64)`` in [0, 1]."""
+    from mmlatent_image.datasets.digits_pair import scikit_learn_digits
+
+    digits = scikit_learn_digits()[0]
+    return torch.tensor(digits.reshape(len(digits), -1))
+
+
+def digit_split(size: int, split: str, val_fraction: float = 0.0) -> torch.Tensor:
+    """The rows of :func:`digit_shapes` in the colour digits' ``split`` (``(n,)``; ``val_fraction`` > 0 takes a
+    ``val`` split out of ``train``, as the dataset option does)."""
+    from mmlatent.plugins import get_registry
+    from mmlatent_image.datasets.digits_pair import split_digits
+
+    spec = get_registry().dataset("digits_pair")
+    return torch.tensor(split_digits(spec.validate_options({**digits_options(size), "val_fraction": val_fraction}))[split])
+
+
+def rendered_shapes_psnr(images: ImageSet, size: int, shapes: torch.Tensor) -> tuple[float, float]:
+    """PSNR (test images ``images.test``, their noise-free renderings) of the test renderings redrawn with every
+    digit replaced by ``shapes`` ``(1797, 64)`` (a code's reconstructions of :func:`digit_shapes`), each with its
+    own colours and shift: the test PSNR of a code that carries the colours and shift exactly."""
+    from mmlatent.plugins import get_registry
+    from mmlatent_image.datasets.digits_pair import render_dataset_digits
+
+    spec = get_registry().dataset("digits_pair")
+    noise_free = spec.validate_options(digits_options(size, noise=0.0))
+    _, renderings = render_dataset_digits(noise_free, shapes.reshape(-1, 8, 8).numpy())  # clamped after upsampling
+    rows = spec.build(spec.validate_options(digits_options(size)), "test").arrays["color"][1]  # each item's rendering
+    modality = image_modality("conv", size, 32)
+    coded = torch.stack([modality.preprocess(renderings[row]) for row in rows])
+    return psnr(per_image_mse(coded, images.test)), psnr(per_image_mse(coded, images.noise_free))
 
 
 def sample_photographs() -> list[torch.Tensor]:
@@ -340,13 +397,18 @@ def curve_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def noise_ceilings(ceilings: dict[int, float]) -> str:
-    """The PSNR a reconstruction without the pixel noise would get, per size: no latent carries the noise
-    ("" for data without added noise)."""
+def noise_ceilings(ceilings: dict[int, float], codes: dict[int, tuple[float, float] | None], latent: int) -> str:
+    """The PSNR a reconstruction without the pixel noise would get, per size (no latent carries the noise), and
+    that of :func:`factorised_code_psnr` at ``latent`` ("" for data without added noise)."""
     if not ceilings:
         return ""
     cells = ", ".join(f"{size}x{size}: {value:.2f} dB" for size, value in ceilings.items())
-    return f"\n\nPSNR of the noise-free test images against the test images (the ceiling): {cells}"
+    text = f"\n\nPSNR of the noise-free test images against the test images (the ceiling): {cells}"
+    coded = ", ".join(f"{size}x{size}: {code[0]:.2f} / {code[1]:.2f} dB" for size, code in codes.items() if code)
+    if coded:
+        text += (f"\nPSNR test / to noise-free of the factorised linear code ({latent} numbers: colours and shift "
+                 f"exact, the digit's {latent - RENDERING_NUMBERS} leading principal components): {coded}")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -401,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     records: list[dict[str, Any]] = []
     judges = None
     ceilings: dict[int, float] = {}
+    codes: dict[int, tuple[float, float] | None] = {}
     for size in sizes:
         try:
             images = load_images(args.data, size, args.root)
@@ -416,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
         if images.noise_free is not None:
             ceilings[size] = psnr(per_image_mse(images.noise_free, images.test))
             facts.append(f"PSNR of the noise-free test images {ceilings[size]:.2f} dB")
+            codes[size] = factorised_code_psnr(images, size, args.latent)
+            if codes[size]:
+                facts.append(f"of the factorised linear code {codes[size][0]:.2f} / {codes[size][1]:.2f} dB to noise-free")
         print(", ".join(facts), flush=True)
         rows = [images.test[:8]]
         for arch in archs:
@@ -425,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             record["data"] = args.data
             record["classifier_on_real"] = real
             record["noise_ceiling_psnr"] = ceilings.get(size)
+            record["factorised_code_psnr"] = codes.get(size)
             if size == args.mld_size:
                 record["mld"] = mld_run(args.out, arch, size, args.latent, record["steps"], args.diffusion_steps,
                                         judges, args.limit, args.quick, options[arch])
@@ -434,12 +501,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"size {size} {arch}: {record['steps']} steps, PSNR {record['psnr']:.2f} dB, classifier "
                   f"{cell(record['classifier_on_reconstructions'], '.1f', 100, '%')}", flush=True)
         save_reconstructions(rows, args.out / f"reconstructions_{size}.png")
-    text = tables(records) + curve_table(records) + noise_ceilings(ceilings)
+    text = tables(records) + curve_table(records) + noise_ceilings(ceilings, codes, args.latent)
     (args.out / "table.md").write_text(text + "\n")
     (args.out / "results.json").write_text(json.dumps(records, indent=1))
     print(text)
     print(json.dumps({"budget_s": args.budget, "data": args.data, "device": str(device), "schedule": args.schedule,
-                      "noise_ceiling_psnr": ceilings, "records": records}))
+                      "noise_ceiling_psnr": ceilings, "factorised_code_psnr": codes, "records": records}))
     return 0 if all(math.isfinite(r["psnr"]) for r in records) else 1
 
 

@@ -37,6 +37,18 @@ def test_noise_free_images_are_the_same_renderings():
     assert float((noisy - shuffled).std()) > 0.15  # other renderings are far: the match above is not chance
 
 
+def test_factorised_code_reaches_the_ceiling_with_every_component_and_gains_with_the_latent():
+    """The reference code: colours and shift exact, the digit's leading principal components. With all 64 it is the
+    noise-free rendering (the ceiling); fewer components, lower PSNR; no component left, no code."""
+    images = bench.load_images("digits", 16)
+    ceiling = bench.psnr(bench.per_image_mse(images.noise_free, images.test))
+    assert bench.factorised_code_psnr(images, 16, bench.RENDERING_NUMBERS) is None
+    full = bench.factorised_code_psnr(images, 16, bench.RENDERING_NUMBERS + 64)
+    assert full[0] == pytest.approx(ceiling, abs=1e-4) and full[1] > 80
+    codes = [bench.factorised_code_psnr(images, 16, latent) for latent in (12, 24, 40)]
+    assert codes[0][0] < codes[1][0] < codes[2][0] < ceiling and codes[0][1] < codes[1][1] < codes[2][1] < full[1]
+
+
 def test_quick_run(tmp_path, capsys):
     assert bench.main(["--out", str(tmp_path), "--sizes", "16", "--mld-size", "16", "--archs", "conv,ldm", "--quick",
                        "--psnr-at", "1", "--ldm-channels", "8,16,16", "--device", "cpu"]) == 0
@@ -57,6 +69,8 @@ def test_quick_run(tmp_path, capsys):
         # the ceiling: the noise-free test images against the test images (noise std 0.05 -> about 26 dB)
         assert record["noise_ceiling_psnr"] == last["noise_ceiling_psnr"]["16"]
         assert 24.0 < record["noise_ceiling_psnr"] < 29.0
+        code = last["factorised_code_psnr"]["16"]  # latent 32: 24 principal components of the digits
+        assert record["factorised_code_psnr"] == code and record["noise_ceiling_psnr"] - 2 < code[0] < record["noise_ceiling_psnr"]
     assert records[1]["arch_options"] == {"conv_channels": [8, 16, 16]}
     import yaml
     run_recipe = yaml.safe_load((tmp_path / "mld_ldm" / "recipe.yaml").read_text())

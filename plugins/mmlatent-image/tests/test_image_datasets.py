@@ -15,7 +15,7 @@ from PIL import Image
 
 from mmlatent.plugins import get_registry
 from mmlatent_image.datasets.cub import read_filenames
-from mmlatent_image.datasets.digits_pair import split_digits
+from mmlatent_image.datasets.digits_pair import render_dataset_digits, scikit_learn_digits, split_digits
 from mmlatent_image.datasets.mnist_svhn import read_idx
 from mmlatent_image.datasets.pairing import pair_same_class
 from mmlatent_image.testing import idx_bytes, write_cub, write_mnist, write_polymnist, write_svhn
@@ -244,6 +244,25 @@ def test_digits_pair_splits_are_disjoint_and_stratified():
     labels = load_digits().target
     counts = np.bincount(labels[plain["test"]], minlength=10)
     assert counts.min() >= 38 and counts.max() <= 41  # stratified: ~39.7 per class
+
+
+def test_rendering_other_digit_shapes_keeps_each_renderings_colours_and_shift():
+    """render_dataset_digits: the renderings the splits index; other shapes in place of the digits change only
+    the shapes (colours, shifts and noise come from the seed)."""
+    spec = get_registry().dataset("digits_pair")
+    options = spec.validate_options({"size": 16, "noise": 0.0})
+    digits = scikit_learn_digits()[0]
+    gray, colour = render_dataset_digits(options)
+    built = spec.build(options, "test")
+    assert np.array_equal(built.arrays["color"][0], colour) and np.array_equal(built.arrays["gray"][0], gray)
+    _, blank = render_dataset_digits(options, np.zeros_like(digits))  # no strokes: each rendering its background
+    flat = blank.reshape(len(blank), -1, 3)
+    assert blank.shape == colour.shape and np.all(flat.max(1) == flat.min(1))
+    corner_free = np.flatnonzero(digits[:, :2, :2].max(axis=(1, 2)) == 0)  # the top-left pixel shows the background
+    assert len(corner_free) > 1000 and np.array_equal(colour[corner_free, 0, 0], blank[corner_free, 0, 0])
+    assert len(np.unique(flat[:, 0], axis=0)) > 1700  # every rendering its own colours
+    _, same = render_dataset_digits(options, digits)
+    assert np.array_equal(same, colour)
 
 
 def test_digits_pair_items_and_pairing():

@@ -30,7 +30,10 @@ from mmlatent_image.datasets.pairing import pair_same_class
 from mmlatent_image.options import DIGITS_SPLITS as SPLITS
 from mmlatent_image.options import DigitsPairOptions, digits_pair_fields
 
-__all__ = ["DigitsPairOptions", "build_digits_pair", "digit_caption", "digits_pair_fields", "render_digits"]
+__all__ = [
+    "DigitsPairOptions", "build_digits_pair", "digit_caption", "digits_pair_fields", "render_dataset_digits",
+    "render_digits", "scikit_learn_digits", "split_digits",
+]
 
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _TEMPLATES = (
@@ -52,7 +55,8 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 
 
 @functools.lru_cache(maxsize=1)
-def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+def scikit_learn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 handwritten digits: read-only images float32 ``(1797, 8, 8)`` in [0, 1], labels ``(1797,)``."""
     require("sklearn", feature="the digits_pair dataset", install="pip install scikit-learn")
     from sklearn.datasets import load_digits
     digits = load_digits()
@@ -114,6 +118,16 @@ def render_digits(images: np.ndarray, options: DigitsPairOptions, rng: np.random
     return gray, colour
 
 
+def render_dataset_digits(options: DigitsPairOptions, images: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The renderings every split indexes: gray uint8 ``(N, S, S)``, colour uint8 ``(N * V, S, S, 3)`` (see
+    :func:`render_digits`) of scikit-learn's digits, or of ``images`` ``(N, 8, 8)`` in [0, 1] in their place.
+    Each rendering's colours, shift and noise are drawn from the seed, not from the digits, so ``images``
+    changes only the digit shapes: e.g. the renderings an ideal code of those shapes would give."""
+    if images is None:
+        images = scikit_learn_digits()[0]
+    return render_digits(images, options, np.random.default_rng([options.seed, 1]))
+
+
 def digit_caption(label: int, template: int) -> str:
     """Caption ``template`` (index into the template list, modulo its length) for digit ``label``."""
     word = _WORDS[label]
@@ -125,7 +139,7 @@ def digit_caption(label: int, template: int) -> str:
 def _split_indices(seed: int, test_size: int, val_fraction: float) -> dict[str, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
-    _, labels = _load_digits()
+    _, labels = scikit_learn_digits()
     everything = np.arange(len(labels))
     train, test = train_test_split(everything, test_size=test_size, stratify=labels, random_state=seed)
     val = np.zeros(0, np.int64)
@@ -147,14 +161,14 @@ def split_digits(options: DigitsPairOptions) -> dict[str, np.ndarray]:
 def build_digits_pair(options: DigitsPairOptions, split: Literal["train", "val", "test"]) -> IndexedArrays:
     if split not in SPLITS:
         raise ValueError(f"dataset 'digits_pair' has splits {', '.join(SPLITS)}, not {split!r}")
-    images, labels = _load_digits()
+    _, labels = scikit_learn_digits()
     digits = split_digits(options)[split]
     fields = digits_pair_fields(options)
     if len(digits) == 0:  # 'val' with val_fraction = 0: an empty split (every split of a spec gets built)
         empty = np.zeros((0, options.size, options.size), np.uint8)
         values = {"caption": []} if "caption" in fields else None
         return IndexedArrays({"gray": (empty, []), "color": (np.zeros((0, options.size, options.size, 3), np.uint8), [])}, np.zeros(0, np.int64), values)
-    gray, colour = render_digits(images, options, np.random.default_rng([options.seed, 1]))
+    gray, colour = render_dataset_digits(options)
     code = SPLITS.index(split)
     rng = np.random.default_rng([options.seed, 2, code])
     k = options.k if split == "train" else options.k_test
