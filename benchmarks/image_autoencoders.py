@@ -61,6 +61,7 @@ ARCHS = ("conv", "resnet", "ldm")
 DATA = ("digits", "photos", "cub")
 SCHEDULES = ("constant", "cosine")
 RENDERING_NUMBERS = 8  # what a colour digit is beside its shape: foreground and background colour, shift (y, x)
+BATCH = 128  # training images per step, every architecture
 TRAIN_PROBE = 1000  # training images whose PSNR the curve records beside the test PSNR
 
 
@@ -253,7 +254,7 @@ def learning_rate(lr: float, schedule: str, trained: float, budget: float) -> fl
     raise ValueError(f"unknown schedule {schedule!r} (constant or cosine)")
 
 
-def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: float, batch: int = 128,
+def train_for(arch: str, size: int, latent: int, images: torch.Tensor, budget: float, batch: int = BATCH,
               lr: float = 1e-3, arch_options: dict[str, Any] | None = None,
               checkpoints: tuple[float, ...] = (), on_checkpoint=None,
               device: torch.device | str = "cpu", schedule: str = "constant") -> tuple[Any, int, float]:
@@ -319,7 +320,7 @@ def measure(arch: str, size: int, latent: int, images: ImageSet, classifier, bud
         accuracy = float((classifier(recon).argmax(1) == images.test_labels).double().mean())
     return {"arch": arch, "size": size, "latent": latent, "arch_options": arch_options or {}, "lr": lr,
             "schedule": schedule, "steps": steps,
-            "seconds": seconds, "images_per_s": steps * 128 / seconds,
+            "seconds": seconds, "images_per_s": steps * BATCH / seconds,
             "parameters": sum(p.numel() for p in autoencoder.parameters()),
             "mse": float(mse.mean()), "psnr": curve[-1]["psnr"],
             "signal_psnr": curve[-1]["signal_psnr"], "psnr_curve": curve, "classifier_on_reconstructions": accuracy,
