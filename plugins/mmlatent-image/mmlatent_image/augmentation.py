@@ -103,11 +103,11 @@ def apply_operation(operation: str, images: Tensor, magnitude: Tensor) -> Tensor
     factor = (1.0 + magnitude).view(-1, 1, 1, 1)  # float64 here; float32 on the device
     if operation == "Brightness":
         return images.mul(factor.float().to(images.device)).clamp_(0, 255).to(torch.uint8)
+    # the blends' grey: torchvision's luma, whose uint8 result is the floor its colour kernels take; grey stays grey
     if operation == "Color":
-        return images.clone() if images.shape[1] == 1 else _blend(images, _grayscale(images), factor)
+        return images.clone() if images.shape[1] == 1 else _blend(images, TF.rgb_to_grayscale(images).float(), factor)
     if operation == "Contrast":
-        gray = _grayscale(images) if images.shape[1] == 3 else images.float()
-        return _blend(images, gray.mean(dim=(-3, -2, -1), keepdim=True), factor)
+        return _blend(images, TF.rgb_to_grayscale(images).float().mean(dim=(-3, -2, -1), keepdim=True), factor)
     if operation == "Sharpness":
         return _sharpen(images, factor)
     if operation == "Posterize":
@@ -122,12 +122,6 @@ def apply_operation(operation: str, images: Tensor, magnitude: Tensor) -> Tensor
     if operation == "Equalize":
         return TF.equalize(images)
     raise ValueError(f"unknown operation {operation!r} (one of {', '.join(OPERATIONS)})")
-
-
-def _grayscale(images: Tensor) -> Tensor:
-    """Luma of RGB uint8 ``images`` ``(K, 3, H, W)`` -> float ``(K, 1, H, W)``, floored as torchvision does."""
-    r, g, b = images.unbind(dim=-3)
-    return r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(-3).floor_()
 
 
 def _blend(images: Tensor, other: Tensor, ratio: Tensor) -> Tensor:
